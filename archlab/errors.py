@@ -1,0 +1,46 @@
+"""Errors archlab raises for bad user input; the CLI turns each into one message and exit code 2."""
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+__all__ = ["ArchlabError", "SpecError", "did_you_mean"]
+
+
+class ArchlabError(Exception):
+    """Base class of every error caused by user input (files, names, options)."""
+
+
+class SpecError(ArchlabError, ValueError):
+    """A value that breaks a rule; the message names the file, key path, rule and value."""
+
+    def __init__(self, path: str, rule: str, value: object = None, *, file: str | None = None,
+                 line: int | None = None, show_value: bool = True) -> None:
+        self.path, self.rule, self.value, self.file, self.line = path, rule, value, file, line
+        self.show_value = show_value
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        where = ""
+        if self.file:
+            where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
+        got = f", got {self.value!r}" if self.show_value else ""
+        subject = f"{self.path} " if self.path else ""
+        return f"{where}{subject}{self.rule}{got}"
+
+    def with_context(self, *, file: str | None = None, prefix: str = "", line: int | None = None) -> SpecError:
+        """The same error with a file name, a key-path prefix and a line number added."""
+        path = f"{prefix}.{self.path}" if prefix and self.path else (prefix or self.path)
+        if path.startswith(".") or ".[" in path:
+            path = path.lstrip(".").replace(".[", "[")
+        return SpecError(path, self.rule, self.value, file=file or self.file, line=line or self.line,
+                         show_value=self.show_value)
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, list_valid: bool = True) -> str:
+    """A ' (did you mean 'x'?)' hint for a misspelt name; else the valid names, or '' without `list_valid`."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" (valid: {', '.join(choices)})" if list_valid else ""
