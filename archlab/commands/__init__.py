@@ -1,0 +1,1 @@
+"""CLI command groups; each module defines `register(subparsers)` and thin `_run_*` functions."""
