@@ -547,15 +547,15 @@ class _Compiler:
     # -- stem --
     def _stem(self, raw: Any) -> Section:
         raw = _mapping(raw, "stem")
-        base = self.base.stem.to_dict() if self.base is not None else StemSpec().to_dict()
+        base = _values(self.base.stem) if self.base is not None else _values(StemSpec())
         return self._section("stem", "stem", "stem", raw, {}, base, StemSpec, "type", STEMS, STEM_SHARED, STEM_FIELDS,
-                             default=StemSpec().to_dict())
+                             default=_values(StemSpec()))
 
     def _head(self, raw: Any) -> Section:
         raw = _mapping(raw, "head")
-        base = self.base.head.to_dict() if self.base is not None else HeadSpec().to_dict()
+        base = _values(self.base.head) if self.base is not None else _values(HeadSpec())
         return self._section("head", "head", "head", raw, {}, base, HeadSpec, None, (), frozenset(), {},
-                             default=HeadSpec().to_dict())
+                             default=_values(HeadSpec()))
 
     # -- stages --
     def _stages(self, all_raw: Any, raw: Any) -> tuple[Section, ...]:
@@ -574,7 +574,7 @@ class _Compiler:
         sections = []
         for i, stage_raw in enumerate(raw):
             stage_raw = _mapping(stage_raw, f"stages[{i}]")
-            base = self.base.stages[i].to_dict() if self.base is not None else None
+            base = _values(self.base.stages[i]) if self.base is not None else None
             sections.append(self._section("stage", f"stage{i}", f"stages[{i}]", stage_raw, all_raw, base, StageSpec,
                                           "block", BLOCKS, STAGE_SHARED, FAMILY_FIELDS,
                                           default=_stage_defaults()))
@@ -934,3 +934,8 @@ def check_landmark_names(compiled: CompiledSpace) -> None:
                 raise SpecError(f"landmarks.{key}.{name}", "is not a parameter of this space"
                                 + did_you_mean(str(name), names), show_value=False)
 
+
+
+def _values(spec: Any) -> dict[str, Any]:
+    """A spec's field values as they are (tuples stay tuples, so they can key a cache)."""
+    return {f.name: getattr(spec, f.name) for f in fields(spec)}

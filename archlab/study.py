@@ -31,7 +31,10 @@ def _keys(data: Any, allowed: set[str], path: str, *, required: tuple[str, ...] 
     for key in data:
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
-            raise SpecError(where, "is not a known key" + did_you_mean(str(key), allowed), show_value=False)
+            hint = did_you_mean(str(key), allowed)
+            if "flops" in str(key).lower():  # torchvision's "GFLOPS" are MACs; archlab names the unit
+                hint = f" (archlab counts multiply-accumulates: did you mean {str(key).lower().replace('flops', 'macs')!r}?)"
+            raise SpecError(where, "is not a known key" + hint, show_value=False)
     for key in required:
         if key not in data:
             raise SpecError(f"{path}.{key}" if path else key, "is required", show_value=False)
