@@ -29,14 +29,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from archlab.ablation_steps import ABLATION_STEPS
+from archlab.ablation_steps import ABLATION_STEPS, AblationStep, ablation_step
 from archlab.errors import ArchlabError, SpecError, did_you_mean
 from archlab.spec import ArchSpec, make_divisible
 from archlab.yamlio import load_yaml_file, load_yaml_text
 from archlab.zoo import ZOO, get_spec
 
-__all__ = ["Agreement", "AblationReport", "Ladder", "LadderRow", "PaperFigures", "ProxySetting", "ResolvedRow",
-           "StepSummary", "agreement", "apply_overrides", "format_report", "ladder_from_dict", "load_ladder",
+__all__ = ["ABLATION_STEPS", "Agreement", "AblationStep", "AblationReport", "Ladder", "LadderRow", "PaperFigures", "ProxySetting", "ResolvedRow",
+           "StepSummary", "ablation_step", "agreement", "apply_overrides", "describe_ladder", "format_report", "ladder_from_dict", "load_ladder",
            "proxy_spec", "read_records", "reduce_spec", "resolve_ladder", "run_ablation", "summarize_steps",
            "validate_ladder_file"]
 
@@ -285,6 +285,9 @@ def _read_seeds(value: Any, file: str | None) -> tuple[int, ...]:
 def ladder_from_dict(data: Any, *, file: str | None = None, text: str = "") -> Ladder:
     """Build and validate a Ladder from parsed YAML; errors name the file, key path, rule and value."""
     r = _Reader(data, "", file)
+    kind = r.get("kind", "str", "ladder")  # `archlab validate` reads it to tell file kinds apart
+    if kind not in ("ladder", "ablation"):
+        raise r.fail("kind", "must be ladder (or ablation) in a ladder file", kind)
     name = r.get("name", "str", Path(file).stem if file else "ladder")
     if not _NAME_RULE.match(name):
         raise r.fail("name", "must use only letters, digits and _ . + - (no spaces or '/')", name)
@@ -343,6 +346,14 @@ def load_ladder(path: str | Path) -> Ladder:
 def validate_ladder_file(path: str | Path) -> Ladder:
     """Validate a ladder file for `archlab validate`: the same checks as `archlab ablate` before it measures."""
     return load_ladder(path)
+
+
+def describe_ladder(ladder: Ladder) -> str:
+    """One line about a valid ladder (for `archlab validate`)."""
+    branches = sum(1 for r in ladder.rows if r.branch)
+    p = ladder.proxy
+    return (f"ladder {ladder.name}: {len(ladder.rows)} rows ({branches} side branches) from {ladder.base}; proxy "
+            f"{p.dataset} at {p.img_size} px, width x{p.width:g}, depth x{p.depth:g}; {len(ladder.seeds)} seeds")
 
 
 # --- resolving rows to specs ---------------------------------------------------------------------------------
@@ -479,8 +490,14 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
 
 
 def _append_record(path: Path, record: Mapping[str, Any]) -> None:
+    """Append one JSON line durably; a torn last line from a killed run is closed first so this one stays whole."""
+    torn = False
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb") as f:
+            f.seek(-1, os.SEEK_END)
+            torn = f.read(1) != b"\n"
     with open(path, "a") as f:
-        f.write(json.dumps(record, sort_keys=True) + "\n")
+        f.write(("\n" if torn else "") + json.dumps(record, sort_keys=True) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -504,7 +521,8 @@ class StepSummary:
     recipe: str
     arch_id: str                     # of the full-size spec
     params: int                      # full size, analytic
-    macs: int                        # full size at 224 (the spec's img_size), analytic
+    macs: int                        # full size at `img_size` (224 for ImageNet networks), analytic
+    img_size: int                    # the full-size network's input side
     paper_top1: float | None
     paper_top1_std: float | None
     paper_gflops: float | None
@@ -567,8 +585,10 @@ class Agreement:
                 verdict = "the proxy's ranking is unrelated to the paper's"
             else:
                 verdict = "the proxy ranks the rows against the paper"
+            significance = "" if self.spearman_p is not None and self.spearman_p < 0.05 else \
+                ", though not significant at p < 0.05"
             rank = (f"Spearman rank correlation of proxy vs paper top-1 over {self.n_ranked} rows: "
-                    f"{self.spearman:+.2f} (p = {self.spearman_p:.2g}): {verdict}.")
+                    f"{self.spearman:+.2f} (p = {self.spearman_p:.2g}): {verdict}{significance}.")
         if not self.direction_total:
             return rank
         direction = (f"Direction of each change agrees with the paper on {self.direction_agree} of "
@@ -622,7 +642,8 @@ def summarize_steps(rows: Sequence[ResolvedRow], costs: Mapping[int, Any], proxi
         cost, latency = costs[r.index], latencies.get(r.index)
         out.append(StepSummary(
             index=r.index, step=r.name, kind=r.kind, parent=None if r.parent is None else rows[r.parent].name,
-            recipe=r.recipe, arch_id=r.spec.arch_id, params=cost.params, macs=cost.macs, paper_top1=paper.top1,
+            recipe=r.recipe, arch_id=r.spec.arch_id, params=cost.params, macs=cost.macs, img_size=r.spec.img_size,
+            paper_top1=paper.top1,
             paper_top1_std=paper.top1_std, paper_gflops=paper.gflops,
             macs_vs_paper=None if paper.gflops is None else cost.macs / (paper.gflops * 1e9) - 1.0,
             gflops_note=paper.gflops_note, proxy_arch_id=proxies[r.index].arch_id,
@@ -714,7 +735,7 @@ def _setting(ladder: Ladder, in_chans: int, num_classes: int, threads: int) -> d
     return {"dataset": p.dataset, "img_size": p.img_size, "in_chans": in_chans, "num_classes": num_classes,
             "width": p.width, "depth": p.depth, "val_fraction": p.val_fraction, "limit": p.limit,
             "budget": p.budget, "recipes": p.recipes, "device": p.device, "device_name": device_name(p.device),
-            "threads": threads, "complexity": "analytic, full-size network at its own img_size (224)",
+            "threads": threads, "complexity": "analytic, full-size network at its own img_size (224 for ImageNet)",
             "latency": f"median of repeated batch-{p.latency_batch} forward passes of the proxy-size network at "
                        f"{p.img_size} px on {p.device} ({threads} threads), archlab.latency.measure_latency",
             "top1": "proxy top-1 (%) on the validation split carved from the training set"}
@@ -827,7 +848,7 @@ def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping
 
 # --- writing ------------------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("index", "step", "kind", "parent", "recipe", "params", "macs", "paper_gflops", "macs_vs_paper",
+CSV_COLUMNS = ("index", "step", "kind", "parent", "recipe", "params", "macs", "img_size", "paper_gflops", "macs_vs_paper",
                "paper_top1", "paper_top1_std", "proxy_params", "proxy_macs", "latency_ms", "latency_p90_ms",
                "top1_mean", "top1_std", "n_seeds", "delta", "delta_se", "paper_delta", "direction", "within_noise",
                "arch_id", "proxy_arch_id", "gflops_note")
@@ -865,7 +886,8 @@ def format_report(report: AblationReport) -> str:
         direction = {"agree": "ok", "disagree": "OPP", "paper_flat": "flat"}.get(s.direction or "", "-")
         if s.within_noise and direction in ("ok", "OPP"):
             direction += " (noise)"
-        lines.append([str(s.index), s.step, s.kind, f"{s.params / 1e6:.2f}M", f"{s.macs / 1e9:.3f}",
+        gmacs = f"{s.macs / 1e9:.3f}" + ("" if s.img_size == 224 else f"@{s.img_size}")
+        lines.append([str(s.index), s.step, s.kind, f"{s.params / 1e6:.2f}M", gmacs,
                       _fmt(s.paper_gflops, ".2f"), vs, _fmt(s.latency_ms, ".2f"),
                       _fmt(s.paper_top1, ".2f"), proxy_top1, d_proxy, _fmt(s.paper_delta, "+.2f"), direction])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
@@ -876,7 +898,7 @@ def format_report(report: AblationReport) -> str:
     text.append(f"proxy: {setting['dataset']} at {setting['img_size']} px ({setting['in_chans']} ch), every row "
                 f"reduced to width x{setting['width']:g}, depth x{setting['depth']:g}; budget {budget} per "
                 f"(row, seed); seeds {', '.join(map(str, report.seeds))}")
-    text.append(f"params/GMACs: full-size network at 224, analytic. latency: {setting['latency']} "
+    text.append(f"params/GMACs: full-size network at 224 px (or @N px), analytic. latency: {setting['latency']} "
                 f"[{setting['device_name']}]")
     text.append("")
     for i, row in enumerate(lines):

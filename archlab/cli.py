@@ -15,7 +15,7 @@ from archlab.errors import ArchlabError
 __all__ = ["main"]
 
 # Modules under archlab.commands that define `register(subparsers)`; order is the help order.
-COMMAND_MODULES = ("core", "search", "ablate")
+COMMAND_MODULES = ("core", "space", "measure", "search", "ablate", "report")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -5,13 +5,14 @@ what torch.utils.flop_counter counts (its FLOPs are 2 x MACs) and what torchvisi
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 from archlab.build import STEMS_REGISTRY, Stage, head_features, stem_width
 from archlab.layers import Cost
-from archlab.spec import ArchSpec
+from archlab.spec import ArchSpec, StageSpec
 
-__all__ = ["Complexity", "PartCost", "complexity"]
+__all__ = ["Complexity", "PartCost", "clear_stage_costs", "complexity", "params_macs", "stage_cost"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,22 +40,47 @@ class Complexity:
         return asdict(self)
 
 
-def complexity(spec: ArchSpec) -> Complexity:
-    """Parameters and MACs of `spec`, walking stem, stages and head as the builder does."""
+_STAGE_COSTS: dict[tuple[StageSpec, int, int, float], tuple[int, int, int]] = {}
+_STAGE_COSTS_LIMIT = 100_000
+
+
+def stage_cost(stage: StageSpec, in_chs: int, size: int, layer_scale_init: float) -> tuple[int, int, int]:
+    """(params, macs, out_size) of one stage entered at `size` px with `in_chs` channels, memoised.
+
+    A pure function of its arguments (specs are frozen), so the cache never changes a result; it makes the
+    search-space constraint check (archlab.space) fast, where the same stages recur in many candidates.
+    """
+    key = (stage, in_chs, size, layer_scale_init)
+    hit = _STAGE_COSTS.get(key)
+    if hit is None:
+        c = Cost(size)
+        Stage.cost(c, in_chs, stage, layer_scale_init)
+        hit = (c.params, c.macs, c.size)
+        if len(_STAGE_COSTS) >= _STAGE_COSTS_LIMIT:
+            _STAGE_COSTS.clear()
+        _STAGE_COSTS[key] = hit
+    return hit
+
+
+def clear_stage_costs() -> None:
+    """Empty the stage-cost memo (for benchmarks that time cold calls)."""
+    _STAGE_COSTS.clear()
+
+
+def _walk(spec: ArchSpec, close: Callable[[str, Cost, int], None] | None = None) -> Cost:
+    """Walk stem, stages and head as the builder does, calling `close` after each part."""
     c = Cost(spec.img_size)
-    parts: list[PartCost] = []
-
-    def close(name: str, chs: int) -> None:
-        done = sum(p.params for p in parts), sum(p.macs for p in parts)
-        parts.append(PartCost(name, c.params - done[0], c.macs - done[1], c.size, chs))
-
     STEMS_REGISTRY.get(spec.stem.type).cost(c, spec.in_chans, spec.stem)
     chs = stem_width(spec)
-    close("stem", chs)
+    if close:
+        close("stem", c, chs)
     for i, stage in enumerate(spec.stages):
-        Stage.cost(c, chs, stage, spec.layer_scale_init)
+        params, macs, c.size = stage_cost(stage, chs, c.size, spec.layer_scale_init)
+        c.params += params
+        c.macs += macs
         chs = stage.width
-        close(f"stages[{i}]", chs)
+        if close:
+            close(f"stages[{i}]", c, chs)
     head = spec.head
     if head.conv_width is not None:
         c.cna(chs, head.conv_width, 1)
@@ -65,5 +91,24 @@ def complexity(spec: ArchSpec) -> Complexity:
         c.linear(feats, width)
         feats = width
     c.linear(feats, spec.num_classes)
-    close("head", spec.num_classes)
+    if close:
+        close("head", c, spec.num_classes)
+    return c
+
+
+def complexity(spec: ArchSpec) -> Complexity:
+    """Parameters and MACs of `spec`, walking stem, stages and head as the builder does."""
+    parts: list[PartCost] = []
+
+    def close(name: str, c: Cost, chs: int) -> None:
+        done = sum(p.params for p in parts), sum(p.macs for p in parts)
+        parts.append(PartCost(name, c.params - done[0], c.macs - done[1], c.size, chs))
+
+    c = _walk(spec, close)
     return Complexity(params=c.params, macs=c.macs, img_size=spec.img_size, parts=tuple(parts))
+
+
+def params_macs(spec: ArchSpec) -> tuple[int, int]:
+    """(params, macs) of `spec`, equal to complexity()'s, without the per-part breakdown (constraint checks)."""
+    c = _walk(spec)
+    return c.params, c.macs

@@ -71,14 +71,14 @@ def measurement_lock(lock_dir: str | Path | None = None) -> Iterator[float]:
     folder = Path(lock_dir) if lock_dir else default_lock_dir()
     key = str(folder.resolve())
     with _HELD_GUARD:
-        rlock, state = _HELD.setdefault(key, (threading.RLock(), [0, None]))
+        rlock, state = _HELD.setdefault(key, (threading.RLock(), [0, None, None]))
     start = time.perf_counter()
     with rlock:
         if state[0] == 0:
             gate, work = _open_lock(folder, "gate.lock"), _open_lock(folder, "work.lock")
             fcntl.flock(gate, fcntl.LOCK_EX)
             fcntl.flock(work, fcntl.LOCK_EX)
-            state[1] = (gate, work)
+            state[1], state[2] = (gate, work), threading.get_ident()
         state[0] += 1
         try:
             yield time.perf_counter() - start
@@ -88,7 +88,13 @@ def measurement_lock(lock_dir: str | Path | None = None) -> Iterator[float]:
                 for fd in reversed(state[1]):
                     fcntl.flock(fd, fcntl.LOCK_UN)
                     os.close(fd)
-                state[1] = None
+                state[1] = state[2] = None
+
+
+def _held_here(key: str) -> bool:
+    """Does this thread hold the measurement lock of `key` (then its own training steps must not wait for it)?"""
+    entry = _HELD.get(key)
+    return entry is not None and entry[1][0] > 0 and entry[1][2] == threading.get_ident()
 
 
 class MeasurementGate:
@@ -98,11 +104,15 @@ class MeasurementGate:
         folder = Path(lock_dir) if lock_dir else default_lock_dir()
         self._gate = _open_lock(folder, "gate.lock")
         self._work = _open_lock(folder, "work.lock")
+        self._key = str(folder.resolve())
         self.paused_s = 0.0          # total time this trainer waited for measurements
 
     @contextmanager
     def step(self) -> Iterator[None]:
         """Wait while a measurement holds the lock, then hold a shared claim for the duration of one step."""
+        if _held_here(self._key):  # training inside this thread's own measurement: waiting would deadlock
+            yield
+            return
         start = time.perf_counter()
         fcntl.flock(self._gate, fcntl.LOCK_SH)
         fcntl.flock(self._gate, fcntl.LOCK_UN)
@@ -296,11 +306,7 @@ def _compile(model: nn.Module, x: torch.Tensor, device: str, threads: int) -> Ru
             compiled(x)  # compiles here, outside the timed region
     except Exception as err:  # noqa: BLE001 - a missing compiler or an inductor failure: the backend is unusable
         raise BackendUnavailable(f"backend 'compile' failed here: {type(err).__name__}: {str(err)[:300]}") from None
-
-    def run() -> Any:
-        with torch.inference_mode():
-            return compiled(x)
-    return run
+    return _eager(compiled, x, device, threads)
 
 
 @BACKENDS.register("onnxruntime")
@@ -471,6 +477,7 @@ def _time(run: Runner, *, cuda: bool, device: str, max_seconds: float, min_repea
                     break
             if time.perf_counter() - t_start > max_seconds and n >= 3:
                 rel = _median_rel_ci(samples)
+                converged = n >= min_repeats and rel <= rel_precision
                 break
             if n >= 100_000:
                 break

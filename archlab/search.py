@@ -161,7 +161,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         lat = settings.latency
         cache = LatencyCache(Path(settings.run_dir) / "latency_cache.json")
         result = measure_latency(spec, batch=lat["batch"], device=lat["device"], threads=lat["threads"],
-                                 backend=lat["backend"], cache=cache)
+                                 backend=lat["backend"], max_seconds=lat["max_seconds"], cache=cache)
         base.update(latency_ms=result.median_ms, latency_p90_ms=result.p90_ms, latency_cv=result.cv,
                     latency_repeats=result.repeats)
         reason = _skip_reason(result.median_ms, config.get(f"{CONST}front_latency"), settings)
@@ -178,6 +178,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
                          limit=settings.dataset.get("limit"))
 
         def on_epoch(report: Any) -> None:
+            if report.last:
+                return  # the last evaluation goes out with the final result, so ASHA cannot cut it off
             tune.report({**base, "epoch": report.epoch, "val_top1": report.val_top1,
                          "train_loss": report.train_loss, "trial_s": time.perf_counter() - start})
 
@@ -306,8 +308,13 @@ class _Engine:
     def define(self, trial: Any) -> dict[str, Any]:
         """Suggest an architecture, check its constraints analytically and pass the front's latency along."""
         from archlab.complexity import complexity
-        spec = self.space.suggest(trial, img_size=self.study.dataset.img_size, in_chans=self.in_chans,
-                                  num_classes=self.num_classes)
+        from archlab.errors import SpecError
+        try:
+            spec = self.space.suggest(trial, img_size=self.study.dataset.img_size, in_chans=self.in_chans,
+                                      num_classes=self.num_classes)
+        except SpecError as err:  # an assignment that is not a valid network (e.g. too small for the input)
+            return {f"{CONST}number": trial.number, f"{CONST}infeasible": f"invalid: {err}",
+                    f"{CONST}front_latency": None}
         problems = list(self.space.violations(spec))
         cost = complexity(spec)
         limits = self.study.constraints
@@ -544,6 +551,9 @@ def _tune(study: Study, run: RunFolder, engine: _Engine, storage: str, remaining
     from archlab.raycluster import init_ray, shutdown_ray
 
     ex = study.execution
+    # per-epoch results carry val_top1 only; the objectives arrive with the final result
+    os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # archlab prints its own progress; verbose=0 then silences Ray
     cluster = init_ray(address=ex.address, num_cpus=None if ex.address else float(os.cpu_count() or 1),
                        tmpdir=None)
     state = run.read_state()

@@ -187,7 +187,7 @@ class CompiledSpace:
     scaling: tuple[Slot, ...]                   # phi, alpha, beta, gamma, width_mult, depth_mult
     target: float                               # alpha * beta^2 * gamma^2 target
     tolerance: float                            # relative tolerance on the target
-    searched_abg: bool                          # alpha/beta/gamma searched: the tolerance is checked per point
+    derive_gamma: bool                          # gamma solves alpha*beta^2*gamma^2 = target
     bounds: tuple[Bound, ...]
     landmarks: dict[str, dict[str, Any]]
     dimensions: tuple[Dimension, ...]
@@ -323,7 +323,7 @@ class _Compiler:
         stages = self._stages(data.get("all_stages", {}), data.get("stages"))
         head = self._head(data.get("head", {}))
         layer_scale = self._global("layer_scale_init")   # decoded after the stages: it applies to convnext only
-        scaling, target, tolerance, searched_abg = self._scaling(data.get("scaling"))
+        scaling, target, tolerance, derive_gamma = self._scaling(data.get("scaling"))
         bounds = self._constraints(data.get("constraints", {}))
         landmarks = self._landmarks(data.get("landmarks", {}))
         self._check_tied_used()
@@ -331,7 +331,7 @@ class _Compiler:
             name=name, description=description.strip(), base=data.get("base"), file=self.file,
             tied=tuple(self.tied.items()), globals_=globals_, layer_scale=layer_scale, stem=stem,
             stages=stages, head=head, scaling=scaling, target=target, tolerance=tolerance,
-            searched_abg=searched_abg, bounds=bounds, landmarks=landmarks, dimensions=tuple(self._final_dims()),
+            derive_gamma=derive_gamma, bounds=bounds, landmarks=landmarks, dimensions=tuple(self._final_dims()),
             lines=lines)
 
     def _final_dims(self) -> list[Dimension]:
@@ -380,7 +380,8 @@ class _Compiler:
     def _use_tied(self, ref: str, path: str, probe: typing.Callable[[Any, str], Any], field_name: str) -> None:
         """Check every value of tied dimension `ref` against a field that uses it."""
         if ref not in self.tied:
-            raise SpecError(path, "refers to an unknown tied dimension" + did_you_mean(ref, self.tied), f"${ref}")
+            hint = did_you_mean(ref, self.tied) if self.tied else " (the file has no tied: section)"
+            raise SpecError(path, "refers to an unknown tied dimension" + hint, f"${ref}")
         domain = self.tied[ref]
         self.tied_uses[ref].add(field_name)
         values = (domain.value,) if domain.kind == "fixed" else (domain.dim.values() or (domain.dim.low,
@@ -635,7 +636,9 @@ class _Compiler:
         # depth and selector come first: a stage of depth 0 is left out, and the selector decides applicability
         depth = domain_for("depth", None) if kind == "stage" else None
         if kind == "stage" and depth is None:
-            raise SpecError(path, "is missing required key(s) depth", show_value=False)
+            if base is None:
+                raise SpecError(path, "is missing required key(s) depth", show_value=False)
+            depth = Domain("fixed", value=base["depth"], path=f"{path}.depth")
         if depth is not None and (depth.kind == "ref" or depth.when):
             raise SpecError(depth.path, "cannot be tied or guarded by when (depth 0 already removes a stage)",
                             show_value=False)
@@ -656,7 +659,7 @@ class _Compiler:
                                    domain_for) for value in sel_values}
         if kind == "stage":
             for value, plan in plans.items():
-                if "width" not in plan.fallback and not any(s.field == "width" for s in plan.slots):
+                if plan.fallback["width"] is None and not any(s.field == "width" for s in plan.slots):
                     raise SpecError(path, "is missing required key(s) width", show_value=False)
         # conditions shown by `describe`: depth > 0, the families a field applies to, and its own `when`
         for dom in (depth, sel):
@@ -687,30 +690,34 @@ class _Compiler:
             reads = frozenset()
         else:
             reads = shared | variant_fields[value]
+        # every field gets an entry, in the dataclass's order, so a decoded section's values key a cache
         slots, fallback = [], {}
         for name in names:
-            if name in ("depth", selector):
+            if name == selector:
+                fallback[name] = value
+                continue
+            if name == "depth":
+                fallback[name] = None  # set by the decoder first
                 continue
             # a field nobody gives keeps the base's value when the base has this family (or every family reads it)
             if base is not None and name in base and (same_family or name in shared):
                 fallback[name] = base[name]
-            elif name in default:
-                fallback[name] = default[name]
+            else:
+                fallback[name] = default.get(name)
             dom = domain_for(name, value)
             if dom is None:
                 continue
-            if reads is None or name in reads:
-                slots.append(Slot(name, dom))
-            elif dom.kind == "fixed" and not dom.when:
+            if dom.kind == "fixed" and not dom.when:
                 fallback[name] = dom.value   # fixed values apply even where the family ignores the field
-        if selector is not None:
-            fallback[selector] = value
+            elif reads is None or name in reads:
+                slots.append(Slot(name, dom))
         ordered = _order_slots(slots)
         controllers = frozenset(k for s in ordered for k, _, _ in s.domain.when if k in names)
         return Plan(slots=tuple(ordered), fallback=fallback, controllers=controllers)
 
     # -- scaling --
     def _scaling(self, raw: Any) -> tuple[tuple[Slot, ...], float, float, bool]:
+        """Multipliers and compound scaling; `gamma: derived` solves alpha*beta^2*gamma^2 = target for gamma."""
         if raw is None:
             return (), 2.0, 0.0, False
         raw = _mapping(raw, "scaling")
@@ -719,33 +726,39 @@ class _Compiler:
             raise SpecError("scaling.phi", "is required with alpha, beta or gamma", show_value=False)
         target = float(_number(raw.get("target", 2.0), "scaling.target"))
         tolerance = float(_number(raw.get("tolerance", 0.05), "scaling.tolerance"))
-        if target <= 0:
-            raise SpecError("scaling.target", "must be > 0", target)
+        if target < 1:
+            raise SpecError("scaling.target", "must be >= 1", target)
         if tolerance < 0:
             raise SpecError("scaling.tolerance", "must be >= 0", tolerance)
+        derive = raw.get("gamma") == "derived"
         defaults = {"alpha": 1.2, "beta": 1.1, "gamma": 1.15}  # Tan and Le's grid-search result for B0
         slots = []
         for key in SCALING_DIMS:
-            if key not in raw and not (key in defaults and "phi" in raw):
+            if (key not in raw and not (key in defaults and "phi" in raw)) or (key == "gamma" and derive):
                 continue
             value = raw.get(key, defaults.get(key))
+            # alpha/beta/gamma are enumerated by the feasibility proof: not every combination is allowed
             dom = self._domain(value, f"scaling.{key}", _probe_scaling(key), name=f"scaling.{key}", hint="float",
-                               field_name=key, scope=set(self.tied))
+                               field_name=key, scope=set(self.tied), role="enum" if key in defaults else None)
             if dom.kind == "dim":
                 self.conditions[dom.dim.name] = _when_text(dom.when, "", set())
             slots.append(Slot(key, dom))
-        searched = any(s.field in ("alpha", "beta", "gamma") and s.domain.kind != "fixed" for s in slots)
         abg = {s.field: s.domain for s in slots if s.field in defaults}
         if abg:
-            grids = [_domain_values(abg[k], self.tied) for k in ("alpha", "beta", "gamma")]
+            grids = [_domain_values(abg[k], self.tied) for k in abg]
             if any(g is None for g in grids):
                 raise SpecError("scaling", "alpha, beta and gamma need choices or a stepped range",
                                 show_value=False)
-            best = min(abs(a * b * b * c * c / target - 1) for a in grids[0] for b in grids[1] for c in grids[2])
-            if best > tolerance + 1e-12:
-                raise SpecError("scaling.tolerance", f"cannot be met: the closest alpha*beta^2*gamma^2 is "
-                                f"{best:.1%} from the target {target:g}", tolerance)
-        return tuple(slots), target, tolerance, searched
+            if derive:
+                if min(a * b * b for a in grids[0] for b in grids[1]) > target:
+                    raise SpecError("scaling.gamma", f"cannot be derived: alpha*beta^2 exceeds the target "
+                                    f"{target:g} everywhere, so gamma would be < 1", "derived")
+            else:
+                best = min(abs(a * b * b * c * c / target - 1) for a in grids[0] for b in grids[1] for c in grids[2])
+                if best > tolerance + 1e-12:
+                    raise SpecError("scaling.tolerance", f"cannot be met: the closest alpha*beta^2*gamma^2 is "
+                                    f"{best:.1%} from the target {target:g}", tolerance)
+        return tuple(slots), target, tolerance, derive
 
     # -- constraints --
     def _constraints(self, raw: Any) -> tuple[Bound, ...]:

@@ -83,6 +83,7 @@ class LatencyTarget:
     batch: int = 1
     threads: int | None = 1
     backend: str = "eager"
+    max_seconds: float = 5.0         # cap on one measurement (it stops earlier once the median is stable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,13 +225,14 @@ def _parse(data: Any, file: Path | None) -> Study:
         raise SpecError("recipe", str(err), show_value=False) from None
 
     objectives = _objectives(data.get("objectives"))
-    lt = _keys(data.get("latency", {}), {"device", "batch", "threads", "backend"}, "latency")
+    lt = _keys(data.get("latency", {}), {"device", "batch", "threads", "backend", "max_seconds"}, "latency")
     device = lt.get("device", "cpu")
     if not isinstance(device, str) or not re.match(r"^(cpu|cuda(:\d+)?)$", device):
         raise SpecError("latency.device", "must be cpu, cuda or cuda:N", device)
     latency = LatencyTarget(device=device, batch=_number(lt, "batch", "latency", kind=int, low=1, default=1),
                             threads=_number(lt, "threads", "latency", kind=int, low=1, default=1),
-                            backend=str(lt.get("backend", "eager")))
+                            backend=str(lt.get("backend", "eager")),
+                            max_seconds=_number(lt, "max_seconds", "latency", low=0.1, default=5.0))
 
     cons = _keys(data.get("constraints", {}) or {}, CONSTRAINT_KEYS, "constraints")
     constraints = {k: _number(cons, k, "constraints", low=0) for k in cons}

@@ -66,23 +66,25 @@ class Budget(_Spec):
             if value is not None and value <= 0:
                 raise SpecError(f"budget.{key}", "must be > 0", value)
 
-    def total_images(self, n_train: int) -> int | None:
-        """Images the budget allows on `n_train` training images, or None when only seconds bound it."""
-        limits = [round(self.epochs * n_train)] if self.epochs is not None else []
-        limits += [self.images] if self.images is not None else []
-        return min(limits) if limits else None
+    def total_steps(self, n_train: int, batch: int) -> int | None:
+        """Optimizer steps allowed on `n_train` images in batches of `batch` (an epoch drops the last partial
+        batch), or None when only seconds bound the run."""
+        limits = [round(self.epochs * (n_train // batch))] if self.epochs is not None else []
+        limits += [round(self.images / batch)] if self.images is not None else []
+        return max(1, min(limits)) if limits else None
 
 
 @dataclass(frozen=True, slots=True)
 class EpochReport:
     """End of one epoch (or of the budget): validation top-1 in percent, mean training loss, progress."""
 
-    epoch: float                     # images seen / training-set size
+    epoch: float                     # optimizer steps / steps per epoch (an epoch drops the last partial batch)
     val_top1: float                  # top-1 accuracy in percent on the evaluation split
     train_loss: float                # mean loss over this epoch's steps
     images_seen: int
     wall_s: float                    # since the training loop started
     lr: float = 0.0                  # learning rate at the last step
+    last: bool = False               # the evaluation at the end of a step budget (the search sends it as final)
 
 
 @dataclass(frozen=True)
@@ -132,58 +134,81 @@ def _layout_store() -> JsonStore:
 def choose_memory_format(spec: ArchSpec, *, device: str = "cpu", batch: int = 128, threads: int | None = None,
                          lock_dir: str | Path | None = None, lock: bool = True, use_cache: bool = True
                          ) -> tuple[str, dict[str, float]]:
-    """The faster layout for training `spec` here, by timing a few steps in each; cached per arch/device/batch/size.
+    """The faster layout for training `spec` here, by timing steps in each; cached per arch/device/batch/size.
 
     Returns (name, seconds per probe step by layout); the timings are empty when the answer came from the cache.
-    Contiguous wins ties within 5%, so a noisy probe does not flip a layout that makes no difference.
+    The layouts' steps alternate, so a load change on a shared machine hits both; contiguous wins ties within
+    5%. The probe holds the measurement lock, so trainers beside it pause and do not skew it.
     """
     threads = threads or torch.get_num_threads()
     # stochastic depth changes no kernel, so it is left out of the key
-    key = "|".join((spec.replace(drop_path_rate=0.0).arch_id, device, device_name(device), f"threads={threads}", f"batch={batch}",
-                    f"{spec.in_chans}x{spec.img_size}", f"torch {torch.__version__}"))
-    if use_cache:
-        if key in _LAYOUTS:
-            return _LAYOUTS[key], {}
-        stored = _layout_store().get(key)
-        if stored in MEMORY_FORMATS:
+    key = "|".join((spec.replace(drop_path_rate=0.0).arch_id, device, device_name(device), f"threads={threads}",
+                    f"batch={batch}", f"{spec.in_chans}x{spec.img_size}", f"torch {torch.__version__}"))
+
+    def cached() -> str | None:
+        if not use_cache:
+            return None
+        if key not in _LAYOUTS:
+            stored = _layout_store().get(key)
+            if stored not in MEMORY_FORMATS:
+                return None
             _LAYOUTS[key] = stored
-            return stored, {}
-    times: dict[str, float] = {}
+        return _LAYOUTS[key]
+
+    if (hit := cached()) is not None:
+        return hit, {}
     guard = measurement_lock(lock_dir) if lock else contextlib.nullcontext()
-    with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []), guard:
-        torch.manual_seed(0)
-        for name, fmt in MEMORY_FORMATS.items():
-            times[name] = _probe_steps(spec, device, min(batch, _PROBE_BATCH), fmt, min(times.values(), default=None))
-    best = "channels_last" if times["channels_last"] < 0.95 * times["contiguous"] else "contiguous"
-    if use_cache:
-        _LAYOUTS[key] = best
-        _layout_store().put(key, best)
+    with guard:
+        if (hit := cached()) is not None:  # a trial beside this one probed the same network while we waited
+            return hit, {}
+        with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
+            torch.manual_seed(0)
+            times = _probe(spec, device, min(batch, _PROBE_BATCH))
+        best = "channels_last" if times["channels_last"] < 0.95 * times["contiguous"] else "contiguous"
+        if use_cache:
+            _LAYOUTS[key] = best
+            _layout_store().put(key, best)
     return best, times
 
 
-def _probe_steps(spec: ArchSpec, device: str, batch: int, fmt: torch.memory_format, best: float | None) -> float:
-    """Seconds per training step in layout `fmt` (one untimed step; abandoned early if clearly slower)."""
-    model = build_model(spec).to(device=device, memory_format=fmt).train()
-    opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
-    x = torch.randn(batch, spec.in_chans, spec.img_size, spec.img_size, device=device).contiguous(memory_format=fmt)
-    y = torch.randint(0, spec.num_classes, (batch,), device=device)
-    cuda = device.startswith("cuda")
+def _probe(spec: ArchSpec, device: str, batch: int, rounds: int = 3) -> dict[str, float]:
+    """Best seconds per training step in each layout, the layouts' steps interleaved after one warm-up each.
 
+    A layout whose warm-up and first timed step are both over 3x the other's stops being timed: at 30x slower
+    (depthwise convs in channels_last on some CPUs) every extra step would cost seconds.
+    """
+    cuda = device.startswith("cuda")
+    steps: dict[str, Callable[[], float]] = {}
+    for name, fmt in MEMORY_FORMATS.items():
+        model = build_model(spec).to(device=device, memory_format=fmt).train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
+        x = torch.randn(batch, spec.in_chans, spec.img_size, spec.img_size, device=device)
+        y = torch.randint(0, spec.num_classes, (batch,), device=device)
+        steps[name] = _probe_step(model, opt, x.contiguous(memory_format=fmt), y, device if cuda else None)
+    warm = {name: step() for name, step in steps.items()}
+    times = {name: math.inf for name in steps}
+    for r in range(rounds):
+        for name, step in steps.items():
+            other = min(t for n, t in times.items() if n != name)
+            if r > 0 and times[name] > 3 * other and warm[name] > 3 * warm[min(warm, key=warm.get)]:
+                continue  # clearly slower: no need to pay for more of its steps
+            times[name] = min(times[name], step())
+    return times
+
+
+def _probe_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                cuda_device: str | None) -> Callable[[], float]:
     def step() -> float:
         t = time.perf_counter()
-        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda_device is not None):
             loss = nn.functional.cross_entropy(model(x), y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        if cuda:
-            torch.cuda.synchronize(device)
+        if cuda_device is not None:
+            torch.cuda.synchronize(cuda_device)
         return time.perf_counter() - t
-
-    first = step()
-    if best is not None and first > 4 * best:
-        return first  # already 4x slower including warm-up cost: no need to time it further
-    return min(step() for _ in range(2))
+    return step
 
 
 # --- training -------------------------------------------------------------------------------------------
@@ -308,8 +333,7 @@ def _train(spec: ArchSpec, data: DataSplits, recipe: Recipe, budget: Budget, *, 
         if batch < 2:
             raise ArchlabError(f"Mixup/CutMix need at least 2 training images, got {n_train}")
     steps_per_epoch = n_train // batch
-    total_images = budget.total_images(n_train)
-    total_steps = max(1, round(total_images / batch)) if total_images is not None else None
+    total_steps = budget.total_steps(n_train, batch)
 
     probe_s = 0.0
     if memory_format == "auto":
@@ -368,7 +392,7 @@ def _train(spec: ArchSpec, data: DataSplits, recipe: Recipe, budget: Budget, *, 
     def check_finite() -> None:
         if not torch.isfinite(loss_sum):
             bad = loss_sum.item()
-            raise DivergedError(images_seen / n_train, step, bad, lr)
+            raise DivergedError(step / steps_per_epoch, step, bad, lr)
 
     def end_epoch() -> bool:
         nonlocal eval_s, loss_sum, epoch_steps
@@ -376,9 +400,10 @@ def _train(spec: ArchSpec, data: DataSplits, recipe: Recipe, budget: Budget, *, 
         t = time.perf_counter()
         top1 = _evaluate(ema.module if ema is not None else step_model, eval_images, eval_labels, norm, gate, cuda)
         eval_s += time.perf_counter() - t
-        report = EpochReport(epoch=round(images_seen / n_train, 6), val_top1=top1,
+        report = EpochReport(epoch=round(step / steps_per_epoch, 6), val_top1=top1,
                              train_loss=loss_sum.item() / max(epoch_steps, 1), images_seen=images_seen,
-                             wall_s=time.perf_counter() - t_loop, lr=lr)
+                             wall_s=time.perf_counter() - t_loop, lr=lr,
+                             last=total_steps is not None and step >= total_steps)
         history.append(report)
         loss_sum, epoch_steps = torch.zeros((), device=device), 0
         if bar is not None:
@@ -408,7 +433,7 @@ def _train(spec: ArchSpec, data: DataSplits, recipe: Recipe, budget: Budget, *, 
                     epoch_steps += 1
                     if not cuda or step % 25 == 0:  # a host sync per step is free on CPU, not on CUDA
                         if not torch.isfinite(loss):
-                            raise DivergedError((images_seen + batch) / n_train, step + 1, loss.item(), lr)
+                            raise DivergedError((step + 1) / steps_per_epoch, step + 1, loss.item(), lr)
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     if recipe.grad_clip is not None:
@@ -434,7 +459,7 @@ def _train(spec: ArchSpec, data: DataSplits, recipe: Recipe, budget: Budget, *, 
     if not history:
         raise ArchlabError("the budget ended before the first training step")
     return TrainResult(
-        top1=history[-1].val_top1, epochs_run=round(images_seen / n_train, 6), history=tuple(history),
+        top1=history[-1].val_top1, epochs_run=round(step / steps_per_epoch, 6), history=tuple(history),
         wall_s=time.perf_counter() - t_call, images_per_s=images_seen / train_s if train_s else 0.0,
         memory_format=memory_format, stopped_early=stopped_early, eval_split=eval_split,
         train_loss=history[-1].train_loss, images_seen=images_seen, steps=step, train_s=train_s, eval_s=eval_s,

@@ -1,0 +1,116 @@
+"""The search engine end to end: CLI runs on digits, injected faults, kill -9 and resume, a 2-node cluster."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pandas as pd
+import pytest
+
+from archlab.pareto import pareto_mask
+from archlab.results import load_table
+
+STUDY = Path(__file__).parent / "data" / "tiny_study.yaml"
+
+
+def cli(*args: str, env: dict | None = None, timeout: float = 400) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "archlab.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture()
+def ray_tmp(tmp_path_factory) -> str:
+    path = f"/tmp/ar-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _optuna_study(run: Path) -> optuna.Study:
+    return optuna.load_study(study_name="tiny", storage=f"sqlite:///{run / 'optuna.db'}")
+
+
+def test_search_end_to_end_with_injected_faults(tmp_path, ray_tmp):
+    run = tmp_path / "run"
+    proc = cli("search", str(STUDY), "--trials", "5", "--out", str(run),
+               env={"RAY_TMPDIR": ray_tmp, "ARCHLAB_INJECT_FAULTS": "1:raise,2:nan,3:die"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout
+    table = load_table(run)
+    assert sorted(table["number"]) == [0, 1, 2, 3, 4]
+    by_number = table.set_index("number")
+    assert by_number.loc[1, "state"] == "failed" and "injected fault" in by_number.loc[1, "error"]
+    assert by_number.loc[2, "state"] == "failed" and "diverged" in by_number.loc[2, "error"]
+    # the worker of trial 3 died once: Ray retried it and the retry ran to the end
+    assert (run / "logs" / "died-3").exists() and by_number.loc[3, "state"] in ("complete", "stopped")
+    for number in (0, 3, 4):
+        assert (run / "trials" / f"{number:04d}" / "spec.yaml").exists()
+    complete = table[table["state"] == "complete"]
+    assert len(complete) >= 1
+    assert complete["latency_ms"].gt(0).all() and complete["top1"].between(0, 100).all()
+    assert (complete["epochs_run"] > 0).all()
+    # the front computed from the table is Optuna's own
+    mask = pareto_mask(complete[["top1", "latency_ms"]].to_numpy(float), ["maximize", "minimize"])
+    assert set(complete["number"][mask]) == {t.number for t in _optuna_study(run).best_trials}
+    assert pd.read_csv(run / "trials.csv")["number"].tolist() == table["number"].tolist()
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["counts"]["failed"] == 2 and len(summary["front"]) == mask.sum()
+    assert "Pareto front" in proc.stdout and str(run) in proc.stdout
+
+
+def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path, ray_tmp):
+    run = tmp_path / "run"
+    env = {**os.environ, "RAY_TMPDIR": ray_tmp}
+    driver = subprocess.Popen([sys.executable, "-m", "archlab.cli", "search", str(STUDY), "--trials", "4",
+                               "--out", str(run), "--quiet"], env=env, start_new_session=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    finished: pd.DataFrame | None = None
+    while time.time() < deadline:
+        if (run / "trials.csv").exists():
+            finished = pd.read_csv(run / "trials.csv")
+            if len(finished) >= 1:
+                break
+        time.sleep(0.5)
+    assert finished is not None and len(finished) >= 1, "no trial finished before the deadline"
+    os.killpg(driver.pid, signal.SIGKILL)  # kill -9 of the whole process group, Ray included
+    driver.wait()
+    before = _optuna_study(run)
+    done_before = {t.number: t.user_attrs.get("archlab_state") for t in before.trials
+                   if t.state != optuna.trial.TrialState.RUNNING}
+    running = [t for t in before.trials if t.state == optuna.trial.TrialState.RUNNING]
+
+    proc = cli("search", str(STUDY), "--trials", "4", "--out", str(run), "--resume", env={"RAY_TMPDIR": ray_tmp})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = load_table(run)
+    finished_states = ("complete", "stopped", "skipped", "failed")
+    assert table["state"].isin(finished_states).sum() == 4  # the target, counting every outcome once
+    for number, state in done_before.items():  # nothing finished before the kill was re-run or changed
+        assert table.set_index("number").loc[number, "state"] == state
+    after = _optuna_study(run)
+    rerun = 0
+    for t in running:  # what was running is marked interrupted; its parameters run again while the target allows
+        assert after.trials[t.number].user_attrs["archlab_state"] == "interrupted"
+        rerun += any(u.params == t.params and u.user_attrs.get("archlab_state") in finished_states
+                     for u in after.trials[t.number + 1:])
+    real_before = sum(s in finished_states for s in done_before.values())
+    assert rerun == min(len(running), 4 - real_before)
+    assert len(set(table["number"])) == len(table)
+
+
+def test_study_file_errors_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(STUDY.read_text().replace("objectives:", "objectivs:").replace("tiny_space.yaml",
+                                                                                     str(STUDY.parent / "tiny_space.yaml")))
+    proc = cli("search", str(bad), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"{bad}: objectivs is not a known key (did you mean 'objectives'?)" in proc.stderr
+    assert not (tmp_path / "run").exists()  # nothing is started for a bad file
+    proc = cli("search", str(STUDY), "--resume")
+    assert proc.returncode == 2 and "--resume needs --out" in proc.stderr
