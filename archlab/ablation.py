@@ -750,7 +750,6 @@ def run_ablation(ladder: Ladder, *, out: str | Path | None = None, train: bool =
     """
     import torch
 
-    from archlab.build import build_model
     from archlab.complexity import complexity
     from archlab.latency import measure_latency
 
@@ -763,26 +762,20 @@ def run_ablation(ladder: Ladder, *, out: str | Path | None = None, train: bool =
     out_dir = Path(out) if out is not None else (default_out(ladder) if train else None)
     if out_dir is not None:
         _prepare_out(out_dir, ladder)
+    from archlab.data import DATASETS, load_data
+    in_chans = p.in_chans or DATASETS.get(p.dataset).native_chans
     data = None
-    in_chans = p.in_chans
     if train:
-        from archlab.data import load_data
-        from archlab.data import DATASETS
-        in_chans = in_chans or DATASETS.get(p.dataset).native_chans
         data = load_data(p.dataset, img_size=p.img_size, in_chans=in_chans, root=p.root,
                          val_fraction=p.val_fraction, seed=0, limit=p.limit, val_limit=p.val_limit)
         num_classes = data.num_classes
     else:
-        from archlab.data import DATASETS
-        in_chans = in_chans or DATASETS.get(p.dataset).native_chans
-        num_classes = _num_classes(ladder, out_dir)
+        num_classes = _num_classes(ladder, in_chans, out_dir)
     costs = {r.index: complexity(r.spec) for r in rows}
     proxies = {r.index: proxy_spec(r.spec, p, num_classes=num_classes, in_chans=in_chans) for r in rows}
     proxy_costs = {i: complexity(s) for i, s in proxies.items()}
-    latencies = {}
-    for r in rows:
-        latencies[r.index] = measure_latency(build_model(proxies[r.index]), batch=p.latency_batch,
-                                             device=p.device, threads=threads, max_seconds=p.latency_seconds)
+    latencies = {i: measure_latency(spec, batch=p.latency_batch, device=p.device, threads=threads,
+                                    max_seconds=p.latency_seconds) for i, spec in proxies.items()}
     records = read_records(out_dir / "results.jsonl") if out_dir is not None else []
     if train:
         _train_missing(ladder, rows, proxies, records, seeds, data, out_dir, threads, say)  # type: ignore[arg-type]
@@ -800,19 +793,18 @@ def run_ablation(ladder: Ladder, *, out: str | Path | None = None, train: bool =
     return report
 
 
-def _num_classes(ladder: Ladder, out_dir: Path | None) -> int:
-    """Classes of the proxy dataset without loading it for a --no-train run: from the run folder, else load."""
+def _num_classes(ladder: Ladder, in_chans: int, out_dir: Path | None) -> int:
+    """Classes of the proxy dataset for a --no-train run: from the run folder, else from a minimal load."""
     if out_dir is not None and (out_dir / "ablation.json").exists():
         try:
             return int(json.loads((out_dir / "ablation.json").read_text())["setting"]["num_classes"])
         except (KeyError, ValueError, TypeError):
             pass
-    from archlab.data import DATASETS, load_data
+    from archlab.data import load_data
     p = ladder.proxy
-    # the smallest load that reveals the class count: a few images at the proxy size
-    data = load_data(p.dataset, img_size=p.img_size, in_chans=p.in_chans or DATASETS.get(p.dataset).native_chans,
-                     root=p.root, val_fraction=p.val_fraction, seed=0, limit=1, val_limit=1)
-    return data.num_classes
+    # one training and one validation image: the class count without resizing the whole training set
+    return load_data(p.dataset, img_size=p.img_size, in_chans=in_chans, root=p.root, val_fraction=p.val_fraction,
+                     seed=0, limit=1, val_limit=1).num_classes
 
 
 def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping[int, ArchSpec],

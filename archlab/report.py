@@ -34,9 +34,10 @@ from archlab.report_plots import (ablation_latency_figure, ablation_macs_figure,
                                   agreement_figure, deltas_figure, front_figure, human, hypervolume_figure, importance_figure,
                                   parallel_figure)
 
-__all__ = ["REPORTS_DIR", "Figures", "Report", "build_report", "default_out", "export_static", "write_report"]
+__all__ = ["REPORTS_DIR", "REPORTS_ENV", "Figures", "Report", "build_report", "default_out", "export_static", "write_report"]
 
 REPORTS_DIR = Path("reports")
+REPORTS_ENV = "ARCHLAB_REPORTS_DIR"   # overrides the default folder (the test suite points it at a temp dir)
 Log = Callable[[str], None]
 
 
@@ -71,10 +72,6 @@ def _pct(v: Any) -> str:
 
 def _ms(v: Any) -> str:
     return f"{float(v):.3g}"
-
-
-def _int(v: Any) -> str:
-    return f"{int(v):,}"
 
 
 def _num(v: Any) -> str:
@@ -216,8 +213,9 @@ def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[
     caption = ("Large points joined by a staircase: the Pareto front (no other trial is both more accurate and "
                "cheaper). Faded points: dominated trials. Stopped trials (partial top-1, not final) can be "
                "switched on in the legend.")
+    pair = "" if set(runs[0].metrics) == {"top1", cost} else " (the front of this pair)"
     main = figures.add("fig-front", front_figure(runs, labels, sets, height=520, show_stopped=True),
-                       f"top-1 vs {METRIC_LABELS.get(cost, cost)}", caption)
+                       f"top-1 vs {METRIC_LABELS.get(cost, cost)}{pair}", caption)
     body = f'<div class="grid-main">{main}{detail}</div><div class="arch-panel" id="detail-arch"></div>'
     if side:
         body += f'<div class="grid2">{"".join(side)}</div>'
@@ -345,17 +343,16 @@ def _environment(run: SearchRun, label: str, multi: bool) -> str:
         out.append("<h3>Where the trials ran</h3>" + table_html(_records(by_host), cols, sortable=False))
     clusters = run.state.get("ray") or []
     if clusters:
-        out.append("<h3>Ray clusters (per session, from state.json)</h3>")
-        for k, cluster in enumerate(clusters if isinstance(clusters, list) else [clusters]):
+        out.append("<h3>Ray cluster of each session (state.json)</h3>")
+        for cluster in clusters if isinstance(clusters, list) else [clusters]:
             if not isinstance(cluster, dict):
                 continue
             nodes = cluster.get("nodes")
-            out.append(kv_table([(key, v) for key, v in cluster.items() if key != "nodes"]))
+            out.append(kv_table([(key, _resources(v) if key == "resources" else v)
+                                 for key, v in cluster.items() if key != "nodes"]))
             if isinstance(nodes, list) and nodes and all(isinstance(n, dict) for n in nodes):
                 keys = list(dict.fromkeys(key for n in nodes for key in n))
-                out.append(table_html(nodes, [Column(key, key, lambda v: v if isinstance(v, str) else
-                                                     json.dumps(v, default=str)) for key in keys],
-                                      sortable=False))
+                out.append(table_html(nodes, [Column(key, key, _node_cell(key)) for key in keys], sortable=False))
     for key in ("versions", "environment"):
         if isinstance(run.state.get(key), dict):
             out.append(f"<h3>{esc(key)}</h3>" + kv_table(run.state[key].items()))
@@ -367,6 +364,30 @@ def _environment(run: SearchRun, label: str, multi: bool) -> str:
             keys = list(dict.fromkeys(k for s in sessions for k in s))
             out.append(table_html(sessions, [Column(k, k, _num) for k in keys], sortable=False))
     return "".join(out)
+
+
+def _resources(value: Any) -> Any:
+    """Ray resources as 'CPU 2, GPU 1, memory 12.8 GiB' (byte counts in GiB)."""
+    if not isinstance(value, dict):
+        return value
+    parts = []
+    for key, v in value.items():
+        if isinstance(v, (int, float)) and "memory" in key:
+            parts.append(f"{key} {v / 2**30:.1f} GiB")
+        else:
+            parts.append(f"{key} {v:g}" if isinstance(v, (int, float)) else f"{key} {v}")
+    return ", ".join(parts)
+
+
+def _node_cell(key: str) -> Callable[[Any], str]:
+    """How one field of a Ray node is shown: resources summarised, ids shortened, the rest as text."""
+    def show(v: Any) -> str:
+        if key == "resources":
+            return str(_resources(v))
+        if key == "node_id" and isinstance(v, str) and len(v) > 16:
+            return v[:16] + "\u2026"
+        return _num(v) if not isinstance(v, (dict, list)) else json.dumps(v, default=str)
+    return show
 
 
 def _generator_env() -> str:
@@ -464,7 +485,10 @@ def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figu
             Column("delta_se", "\u00b1 SE", _pct, "num"), Column("paper_delta", "\u0394 paper", _signed, "num"),
             Column("direction", "direction", direction),
             Column("within_noise", "within noise", lambda v: "yes" if v else "no"),
-            Column("note", "note", str, "wrap"), Column("gflops_note", "GFLOPs note", str, "wrap")]
+            Column("ceiling", "ceiling removed", str, "wrap"), Column("note", "note", str, "wrap"),
+            Column("gflops_note", "GFLOPs note", str, "wrap")]
+    # optional text columns only where some row has one (the history ladder's ceilings, the paper's notes)
+    cols = [c for c in cols if c.key not in ("ceiling", "note", "gflops_note") or (t[c.key] != "").any()]
     body = table_html(_records(t), cols, row_attrs=lambda r: {"class": r["kind"]},
                       cell_class=lambda k, r: f"dir-{r['direction']}" if k == "direction" else "")
     sections.append(Section(f"{prefix}steps", f"Every step{tag}", body,
@@ -525,8 +549,8 @@ def build_report(run_dirs: Sequence[str | Path]) -> Report:
 
 
 def default_out(report_name: str) -> Path:
-    """reports/<run name>.html under the current directory."""
-    return REPORTS_DIR / f"{report_name}.html"
+    """reports/<run name>.html under the current directory (or under $ARCHLAB_REPORTS_DIR when set)."""
+    return Path(os.environ.get(REPORTS_ENV) or REPORTS_DIR) / f"{report_name}.html"
 
 
 def export_static(figures: Figures, folder: Path, *, formats: Sequence[str] = ("png", "svg"),

@@ -583,7 +583,8 @@ def ablation_table(steps: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             top1_std=_num(s.get("top1_std")), n_seeds=int(s.get("n_seeds") or 0), delta=_num(s.get("delta")),
             delta_se=_num(s.get("delta_se")), paper_delta=_num(s.get("paper_delta")),
             direction=s.get("direction") or "", within_noise=s.get("within_noise"),
-            note=str(s.get("note") or ""), gflops_note=str(s.get("gflops_note") or "")))
+            note=str(s.get("note") or ""), gflops_note=str(s.get("gflops_note") or ""),
+            ceiling=str(s.get("ceiling") or ""), img_size=s.get("img_size")))
     return pd.DataFrame(rows)
 
 

@@ -283,6 +283,7 @@ JS = r"""
     if (key === 'params' || key === 'macs') { return human(v); }
     if (key.indexOf('top1') === 0) { return v.toFixed(2) + ' %'; }
     if (key.slice(-3) === '_ms') { return v.toPrecision(3) + ' ms'; }
+    if (key === 'images_per_s') { return Math.round(v).toLocaleString('en-US'); }
     if (key.slice(-2) === '_s') { return v.toFixed(1) + ' s'; }
     return String(Math.round(v * 1e4) / 1e4);
   }

@@ -522,6 +522,7 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     if (remaining is None or remaining > 0) and (time_left is None or time_left > 0):
         _tune(study, run, engine, storage, remaining, time_left, data.num_classes)
     wall = time.time() - start
+    state = run.read_state()  # _tune added the Ray cluster's description
     state["elapsed_s"] = elapsed_before + wall
     run.write_state(state)
     engine.save_tables()

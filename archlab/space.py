@@ -66,8 +66,9 @@ class SearchSpace:
         self._roles = {d.name: d.role for d in compiled.dimensions}
         self._controllers = _controller_dims(compiled)
         self._cost_controllers = _controller_dims(compiled, cost_only=True)
-        self._tied = dict(compiled.tied)
         self._grids = {d.name: d.values() for d in compiled.dimensions if d.values() is not None}
+        self._encoded = frozenset(d.name for d in compiled.dimensions if d.kind == "categorical"
+                                  and any(not isinstance(c, _PRIMITIVE) for c in d.choices))  # type: ignore
 
     # -- construction --
     @classmethod
@@ -143,9 +144,9 @@ class SearchSpace:
     def decode(self, params: Mapping[str, Any], *, img_size: int | None = None, in_chans: int | None = None,
                num_classes: int | None = None) -> ArchSpec:
         """Replay a fixed parameter dict (e.g. a finished Optuna trial's `params`) into its ArchSpec."""
-        return self.decode_with(params, img_size=img_size, in_chans=in_chans, num_classes=num_classes)
+        return self._decode_params(params, img_size=img_size, in_chans=in_chans, num_classes=num_classes)
 
-    def decode_with(self, params: Mapping[str, Any], *, where: str = "params", img_size: int | None = None,
+    def _decode_params(self, params: Mapping[str, Any], *, where: str = "params", img_size: int | None = None,
                     in_chans: int | None = None, num_classes: int | None = None) -> ArchSpec:
         """`decode`, with errors reported under the key path `where`."""
         unknown = [k for k in params if k not in self._names]
@@ -185,7 +186,7 @@ class SearchSpace:
         rng = random.Random(seed)
         overrides = _overrides(img_size, in_chans, num_classes)
         while True:
-            chooser = _RandomChooser(rng, self._grids)
+            chooser = _RandomChooser(rng, self._grids, self._encoded)
             try:
                 spec = self._decode(chooser, overrides)
             except InvalidPointError:
@@ -284,13 +285,13 @@ class SearchSpace:
             where = f"landmarks.{key}"
             if key in ZOO:
                 zoo = get_spec(key)
-                spec = self.decode_with(params, where=where, img_size=zoo.img_size, in_chans=zoo.in_chans,
+                spec = self._decode_params(params, where=where, img_size=zoo.img_size, in_chans=zoo.in_chans,
                                         num_classes=zoo.num_classes)
                 if spec.arch_id != zoo.arch_id:
                     raise SpecError(where, f"decodes to a network that is not the zoo's {key}: "
                                     f"{_first_difference(spec.to_dict(), zoo.to_dict())}", show_value=False)
             else:
-                self.decode_with(params, where=where)
+                self._decode_params(params, where=where)
 
     def _prove_bounds(self) -> None:
         """A max bound that even the cheapest corner of the space breaks (or a min bound the largest
@@ -403,23 +404,27 @@ class _ParamsChooser(_Chooser):
 class _RandomChooser(_Chooser):
     """Uniform draws from a seeded `random.Random`; records what it drew as Optuna would store it."""
 
-    def __init__(self, rng: random.Random, grids: dict[str, tuple[Any, ...]]) -> None:
-        self.rand = rng.random
-        self.grids = grids          # every discrete dimension's values, precomputed
-        self.params: dict[str, Any] = {}
+    def __init__(self, rng: random.Random, grids: dict[str, tuple[Any, ...]], encoded: frozenset[str]) -> None:
+        params: dict[str, Any] = {}
+        self.params = params
+        rand = rng.random
 
-    def pick(self, dim: Dimension) -> Any:
-        values = self.grids.get(dim.name)
-        if values is not None:  # int(random() * n) is uniform on 0..n-1 and cheaper than randrange
-            value = values[int(self.rand() * len(values))]
-            self.params[dim.name] = value if isinstance(value, _PRIMITIVE) else _encode(dim, value)
+        # a closure with its lookups bound: this is called for every dimension of every candidate
+        def pick(dim: Dimension) -> Any:
+            name = dim.name
+            values = grids.get(name)
+            if values is not None:  # int(random() * n) is uniform on 0..n-1 and cheaper than randrange
+                value = values[int(rand() * len(values))]
+                params[name] = _encode(dim, value) if name in encoded else value
+                return value
+            if dim.log:  # a continuous float range
+                value = math.exp(math.log(dim.low) + rand() * (math.log(dim.high) - math.log(dim.low)))  # type: ignore
+            else:
+                value = dim.low + rand() * (dim.high - dim.low)  # type: ignore[operator]
+            params[name] = value
             return value
-        if dim.log:  # a continuous float range
-            value = math.exp(math.log(dim.low) + self.rand() * (math.log(dim.high) - math.log(dim.low)))  # type: ignore
-        else:
-            value = dim.low + self.rand() * (dim.high - dim.low)  # type: ignore[operator]
-        self.params[dim.name] = value
-        return value
+
+        self.pick = pick  # type: ignore[method-assign]
 
 
 class _CornerChooser(_Chooser):

@@ -90,7 +90,8 @@ def format_description(info: dict[str, Any]) -> str:
     vwidth = max([len(d["values"]) for d in dims] + [6])
     lines.append(f"    {'parameter'.ljust(width)}  {'values'.ljust(vwidth)}  applies when")
     for d in dims:
-        lines.append(f"    {d['name'].ljust(width)}  {d['values'].ljust(vwidth)}  {d['condition'] or 'always'}".rstrip())
+        condition = d["condition"] or "always"
+        lines.append(f"    {d['name'].ljust(width)}  {d['values'].ljust(vwidth)}  {condition}".rstrip())
     if info["landmarks"]:
         lines.append("  landmarks (named points):")
         for name, mark in info["landmarks"].items():

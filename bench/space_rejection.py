@@ -81,7 +81,7 @@ def main() -> None:
         space = load_space(ROOT / "search_spaces" / f"{name}.yaml")
         clear_caches()
         cold = analytic_rate(space, overrides, 2_000, seed=1)
-        warm_up = analytic_rate(space, overrides, 20_000, seed=2)
+        warm_up = analytic_rate(space, overrides, 40_000, seed=2)
         warm = analytic_rate(space, overrides, 20_000, seed=3)
         decode_only = sampling_rate(space, overrides, 10_000, seed=4)
         base = baseline_rate(space, overrides, 10 if name == "resnet_convnext" else 25, seed=5)

@@ -104,12 +104,12 @@ def make_search_run(path: Path, *, name: str = "tiny_frontier", sampler: str = "
     state = {"storage": f"sqlite:///{path / 'optuna.db'}", "study": name, "target_trials": n_trials,
              "timeout": None, "elapsed_s": 40.0 * n_trials,
              "sessions": [{"started": "2025-11-25 12:00:00", "resume": False, "interrupted": 0}],
-             "ray": [{"address": "127.0.0.1:6379", "ray_version": "2.60.0",
-                      "resources": {"CPU": 4.0, "memory": 8e9},
-                      "nodes": [{"node_id": "a1b2c3d4e5f6", "hostname": "head", "alive": True,
-                                 "resources": {"CPU": 2.0}},
-                                {"node_id": "f6e5d4c3b2a1", "hostname": "worker-1", "alive": True,
-                                 "resources": {"CPU": 2.0}}]}]}
+             "ray": [{"ray_version": "2.60.0", "started_locally": True, "address": "127.0.0.1:6379",
+                      "auth": "token", "resources": {"CPU": 4.0, "memory": 8e9},
+                      "nodes": [{"node_id": "a1b2c3d4e5f6", "ip": "127.0.0.1", "hostname": "head", "alive": True,
+                                 "head": True, "resources": {"CPU": 2.0, "memory": 4e9}},
+                                {"node_id": "f6e5d4c3b2a1", "ip": "127.0.0.2", "hostname": "worker-1",
+                                 "alive": True, "head": False, "resources": {"CPU": 2.0, "memory": 4e9}}]}]}
     (path / "state.json").write_text(json.dumps(state, indent=2))
     (path / "latency_cache.json").write_text(json.dumps(cache, indent=1))
     return path

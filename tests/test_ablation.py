@@ -356,3 +356,12 @@ def test_malformed_yaml_and_missing_file(tmp_path, capsys):
 def test_ladder_from_dict_requires_a_mapping():
     with pytest.raises(SpecError, match="must be a mapping"):
         ladder_from_dict(["not", "a", "mapping"], file="x.yaml")
+
+
+def test_archlab_validate_knows_ladders(tmp_path, capsys):
+    assert main(["validate", str(T_LADDER), str(B_LADDER), str(HISTORY)]) == 0
+    out = capsys.readouterr().out
+    assert out.count(": ok (ladder ") == 3 and "17 rows (3 side branches) from resnet50" in out
+    bad = _write(tmp_path, {**TINY, "seeds": [1, 1]}, "bad.yaml")
+    assert main(["validate", str(bad)]) == 2
+    assert f"{bad}: seeds must not repeat a seed" in capsys.readouterr().err

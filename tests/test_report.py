@@ -251,8 +251,11 @@ def _data_block(html: str) -> str:
 def test_report_is_self_contained(runs: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from plotly.offline import get_plotlyjs
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARCHLAB_REPORTS_DIR", str(tmp_path / "elsewhere"))
+    assert write_report([runs["random"]]) == tmp_path / "elsewhere" / "random.html"
+    monkeypatch.delenv("ARCHLAB_REPORTS_DIR")
     path = write_report([runs["nsga2"]])
-    assert path == Path("reports") / "nsga2.html"
+    assert path == Path("reports") / "nsga2.html"               # the default: reports/ under the current dir
     html = path.read_text()
     assert html.count(get_plotlyjs()) == 1                       # plotly.js inlined exactly once
     assert not re.search(r"<script[^>]*\bsrc=", html) and "<link" not in html   # nothing fetched
@@ -292,8 +295,14 @@ def test_user_strings_are_escaped(runs: dict[str, Path], tmp_path: Path, kind: s
     if kind == "search":
         assert data["labels"] == [XSS]                                # the page script sets it as textContent
         assert data["trials"][0]["3"]["error"] == XSS
+    raw_ticks = []
+    for fig in data["figures"].values():
+        for trace in fig["data"]:
+            for dim in trace.get("dimensions", []) if trace.get("type") == "parcoords" else []:
+                raw_ticks += dim.pop("ticktext", [])   # plotly draws these as plain text: raw on purpose
     figures = json.dumps(data["figures"], ensure_ascii=False)
     assert XSS not in figures and "&lt;script&gt;alert(1)&lt;/script&gt;" in figures   # plotly shows it as text
+    assert (XSS in raw_ticks) == (kind == "search")
 
 
 def test_json_script_cannot_be_closed_early() -> None:

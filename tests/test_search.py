@@ -114,3 +114,17 @@ def test_study_file_errors_exit_2(tmp_path):
     assert not (tmp_path / "run").exists()  # nothing is started for a bad file
     proc = cli("search", str(STUDY), "--resume")
     assert proc.returncode == 2 and "--resume needs --out" in proc.stderr
+
+
+def test_search_on_a_two_node_cluster(tmp_path):
+    """A real 2-node Ray cluster on loopback: trials of one search land on both nodes."""
+    from archlab.raycluster import local_cluster
+    from archlab.search import run_search
+    run = tmp_path / "run"
+    with local_cluster(n_nodes=2, cpus_per_node=1) as address:
+        summary = run_search(STUDY, trials=4, out=run, address=address, quiet=True)
+    table = load_table(run)
+    assert summary.trials_run == 4
+    assert table["node_id"].nunique() == 2, table[["number", "node_id"]]
+    state = json.loads((run / "state.json").read_text())
+    assert len(state["ray"][0]["nodes"]) == 2 and state["ray"][0]["started_locally"] is False

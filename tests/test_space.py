@@ -19,7 +19,8 @@ from archlab.space import InvalidPointError, SearchSpace, _Chooser, load_space
 from archlab.zoo import get_spec
 
 ROOT = Path(__file__).resolve().parent.parent
-SPACES = {name: ROOT / "search_spaces" / f"{name}.yaml" for name in ("mobile", "resnet_convnext", "efficientnet_scaling")}
+SPACES = {name: ROOT / "search_spaces" / f"{name}.yaml"
+          for name in ("mobile", "resnet_convnext", "efficientnet_scaling")}
 IMAGENET = dict(img_size=224, in_chans=3, num_classes=1000)
 PROXY = dict(img_size=32, in_chans=1, num_classes=10)   # the default study: Fashion-MNIST at 32 px
 
@@ -351,6 +352,7 @@ img_size: 32
 tied:
   act: [relu, silu]
   fam: [inverted_residual, bottleneck, convnext]
+  acts: {choices: [all, one], when: {fam: convnext}}
 stem: {type: [conv, patchify], width: [8, 16], patchify: {kernel_size: 2, stride: 2, norm: [none, layernorm]}}
 layer_scale_init: [0.0, 1.0e-6]
 all_stages:
@@ -360,7 +362,7 @@ all_stages:
   inverted_residual: {expand_ratio: [2, 4], se_ratio: [0, 0.25]}
   se_gate: {choices: [sigmoid, hard_sigmoid], when: {se_ratio: 0.25}}
   bottleneck: {expand_ratio: [0.5, 1]}
-  convnext: {group_width: 1}
+  convnext: {group_width: 1, acts: $acts}
 stages:
   - {width: [8, 16], depth: [1, 2], stride: 1}
   - {width: 16, depth: {low: 0, high: 2}, stride: 2}
@@ -450,3 +452,22 @@ def test_a_bound_no_point_can_meet_is_an_error_at_load():
                                         r"[\d,]+ params at 224 px, got 1000000000"):
         space_of(text + "constraints: {params: {min: 1G, at: {img_size: 224}}}\n")
     assert space_of(text + f"constraints: {{macs: {{max: {cheapest}}}}}\n").sample(1, seed=0)
+
+
+def test_list_valued_choices_round_trip_through_optuna():
+    space = space_of("img_size: 32\nstem: {type: identity}\nstages: [{block: basic, depth: 1, width: 8}]\n"
+                     "head: {hidden: [[], [16], [32, 16]]}\n")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = []
+
+    def objective(trial: optuna.Trial) -> float:
+        seen.append(space.suggest(trial))
+        return 0.0
+
+    study.optimize(objective, n_trials=20)
+    for trial, spec in zip(study.trials, seen):
+        assert trial.params["head.hidden"] in ("[]", "[16]", "[32, 16]")  # Optuna stores primitives only
+        assert space.decode(trial.params) == spec
+    assert {spec.head.hidden for spec in seen} == {(), (16,), (32, 16)}
+    params, spec = space.sample(1, seed=0)[0]
+    assert space.decode(params) == spec

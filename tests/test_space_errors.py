@@ -59,7 +59,8 @@ def test_the_base_file_is_valid(tmp_path):
     (_edit("depth: {low: 1, high: 2}", "depth: three"), 9, "stages[0].depth must be an integer, got 'three'"),
     (_edit("depth: {low: 1, high: 3}", "depth: {low: 1.5, high: 3}"), 10,
      "stages[1].depth.low must be an integer, got 1.5"),
-    (_edit("stem: {type: conv, width: [16, 24], stride: 2}", "stem: [conv]"), 3, "stem must be a mapping, got ['conv']"),
+    (_edit("stem: {type: conv, width: [16, 24], stride: 2}", "stem: [conv]"), 3,
+     "stem must be a mapping, got ['conv']"),
     # value out of range
     (_edit("img_size: 32", "img_size: -4"), 2, "img_size must be > 0, got -4"),
     (_edit("stride: 1}", "stride: 3}"), 9, "stages[0].stride must be 1 or 2, got 3"),
@@ -71,7 +72,8 @@ def test_the_base_file_is_valid(tmp_path):
     (_edit("kernel_size: [3, 5]", "kernel_size: {low: 3, high: 7}"), 6,
      "all_stages.kernel_size must be odd with same padding, got 4"),
     # empty choice list
-    (_edit("width: [16, 24], stride: 2}", "width: [], stride: 2}"), 3, "stem.width must hold at least one choice, got []"),
+    (_edit("width: [16, 24], stride: 2}", "width: [], stride: 2}"), 3,
+     "stem.width must hold at least one choice, got []"),
     # unknown block family
     (_edit("bottleneck]", "convnet]"), 5, "all_stages.block[1] must be a block family: plain, basic, bottleneck, "
                                           "inverted_residual, convnext (did you mean 'convnext'?), got 'convnet'"),
@@ -88,15 +90,17 @@ def test_the_base_file_is_valid(tmp_path):
     (_edit("macs: {max: 50M}", "macs: {max: 1000}"), 12,
      "constraints.macs.max cannot be met: the cheapest point of the space has"),
     # more: references, conditions, ranges
-    (_edit("stride: 2}", "stride: 2, act: $actt}"), 3, "stem.act refers to an unknown tied dimension (the file has no tied: section), got '$actt'"),
+    (_edit("stride: 2}", "stride: 2, act: $actt}"), 3,
+     "stem.act refers to an unknown tied dimension (the file has no tied: section), got '$actt'"),
     ("tied: {act: [relu, silu]}\n" + _edit("stride: 2}", "stride: 2, act: $actt}"), 4,
      "stem.act refers to an unknown tied dimension (did you mean 'act'?), got '$actt'"),
     (_edit("expand_ratio: [3, 6]}", "expand_ratio: {choices: [3, 6], when: {se_rato: 0.25}}}"), 7,
-     "all_stages.inverted_residual.expand_ratio.when.se_rato names nothing resolved before it "
+     "all_stages.inverted_residual.expand_ratio.when.se_rato names no field or tied dimension it could depend on "
      "(did you mean 'se_ratio'?)"),
     (_edit("depth: {low: 1, high: 3}", "depth: {low: 1, high: 4, step: 2}"), 10,
      "stages[1].depth.step must divide high - low (3), got 2"),
-    (_edit("width: [16, 24], depth", "width: [16, 16], depth"), 9, "stages[0].width[1] repeats an earlier choice, got 16"),
+    (_edit("width: [16, 24], depth", "width: [16, 16], depth"), 9,
+     "stages[0].width[1] repeats an earlier choice, got 16"),
     ("stages: [{block: basic, width: 8}]\n", 1, "stages[0] is missing required key(s) depth"),
 ])
 def test_each_error_names_file_line_path_rule_and_value(tmp_path, text, line, expected):
