@@ -28,15 +28,19 @@ import pandas as pd
 from archlab.errors import ArchlabError
 from archlab.report_data import (METRIC_LABELS, AblationRun, SearchRun, ablation_table, best_values,
                                  compare_fronts, hypervolume_curves, load_run, parallel_dims, param_columns,
-                                 param_importance, run_labels, scatter_set, trial_rows)
+                                 param_importance, run_labels, scatter_set, top_params, trial_rows)
 from archlab.report_html import Column, ReportDoc, Section, cards_html, esc, figure_div, kv_table, render, table_html
 from archlab.report_plots import (ablation_latency_figure, ablation_macs_figure, ablation_top1_figure,
-                                  agreement_figure, deltas_figure, front_figure, human, hypervolume_figure, importance_figure,
+                                  agreement_figure, deltas_figure, front_figure, human, hypervolume_figure,
+                                  importance_figure,
                                   parallel_figure)
 
-__all__ = ["REPORTS_DIR", "REPORTS_ENV", "Figures", "Report", "build_report", "default_out", "export_static", "write_report"]
+__all__ = ["REPORTS_DIR", "REPORTS_ENV", "Figures", "Report", "build_report", "default_out", "export_static",
+           "write_report"]
 
 REPORTS_DIR = Path("reports")
+TOP_PARAMS = 12                       # parameters in the importance chart
+TOP_AXES = 10                         # parameter axes of the parallel coordinates (so each line stays readable)
 REPORTS_ENV = "ARCHLAB_REPORTS_DIR"   # overrides the default folder (the test suite points it at a temp dir)
 Log = Callable[[str], None]
 
@@ -136,10 +140,9 @@ def _trial_columns(runs: Sequence[SearchRun], multi: bool) -> list[Column]:
              Column("latency_ms", "latency ms", _ms, "num"), Column("params", "params", human, "num"),
              Column("macs", "MACs", human, "num"), Column("epochs_run", "epochs", _num, "num"),
              Column("trial_s", "wall s", lambda v: f"{float(v):.1f}", "num")]
+    cols += [Column("error", "reason (failed / skipped)", str, "err"), Column("arch", "architecture", str, "mono wrap")]
     names = list(dict.fromkeys(c for r in runs for c in param_columns(r.table)))
-    cols += [Column(c, c[len("params_"):], _num, "num") for c in names]
-    cols += [Column("arch", "architecture", str, "mono wrap"), Column("error", "reason (failed / skipped)", str, "err")]
-    return cols
+    return cols + [Column(c, c[len("params_"):], _num, "num") for c in names]
 
 
 def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[Section], dict[str, Any]]:
@@ -165,7 +168,8 @@ def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[
                            front=per_run.get(i, {}).get("own_front"), pooled=per_run.get(i, {}).get("in_pooled_front"),
                            top1=best.get("top1"), latency=best.get("latency_ms"), hv=hv_final.get(i),
                            wall=run.summary.get("wall_s") or run.state.get("elapsed_s")))
-        body = table_html(ov, [Column("run", "run"), Column("sampler", "sampler"), Column("trials", "trials", _num, "num"),
+        body = table_html(ov, [Column("run", "run"), Column("sampler", "sampler"),
+                               Column("trials", "trials", _num, "num"),
                                Column("complete", "complete", _num, "num"), Column("stopped", "stopped", _num, "num"),
                                Column("skipped", "skipped", _num, "num"), Column("failed", "failed", _num, "num"),
                                Column("front", "own front", _num, "num"),
@@ -257,9 +261,12 @@ def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[
     notes = [f"{labels[imp.run]}: {imp.note}" for imp in importances if imp.note]
     if usable:
         n = ", ".join(f"{labels[imp.run]}: {imp.n_trials}" for imp in usable) if multi else str(usable[0].n_trials)
-        parts.append(figures.add("fig-importance", importance_figure(usable, labels), "parameter importance",
-                                 f"Optuna's fANOVA evaluator on the complete trials ({n}); few trials make it noisy."
-                                 + (" " + "; ".join(notes) if notes else "")))
+        n_params = len({p for imp in usable for v in imp.values.values() for p in v})
+        shown = f"the {TOP_PARAMS} most important of {n_params} parameters; " if n_params > TOP_PARAMS else ""
+        parts.append(figures.add("fig-importance", importance_figure(usable, labels, top=TOP_PARAMS),
+                                 "parameter importance",
+                                 f"Optuna's fANOVA evaluator on the complete trials ({n}); {shown}few trials make "
+                                 "it noisy." + (" " + "; ".join(notes) if notes else "")))
     elif notes:
         parts.append(f'<p class="note">Parameter importance: {esc("; ".join(notes))}</p>')
     if parts:
@@ -269,14 +276,18 @@ def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[
     # parallel coordinates -----------------------------------------------------------------------------------
     blocks = []
     for i, r in enumerate(runs):
-        dims, numbers = parallel_dims(r.table, r.metrics)
+        names = top_params(importances[i], r.table, TOP_AXES)
+        dims, numbers = parallel_dims(r.table, r.metrics, names)
         if numbers and len(dims) > 1:
             blocks.append(figures.add(f"fig-parallel-{i}", parallel_figure(dims, numbers),
                                       labels[i] if multi else ""))
+    n_all = max(len(param_columns(r.table)) for r in runs)
+    which = (f"the {TOP_AXES} parameters most important by fANOVA (all {n_all} are in the trial table)"
+             if n_all > TOP_AXES else "the search parameters")
     if blocks:
         sections.append(Section("dimensions", "Search dimensions", "".join(blocks),
-                                "Every complete trial as one line across the search parameters and the objectives, "
-                                "coloured by top-1; drag along an axis to filter."))
+                                f"Every complete trial as one line across {which} and the objectives, coloured by "
+                                "top-1; drag along an axis to filter."))
 
     # all trials --------------------------------------------------------------------------------------------
     all_rows = pd.concat([r.assign(run=i, run_label=labels[i]) for i, r in enumerate(rows)], ignore_index=True)
@@ -501,7 +512,8 @@ def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figu
     if run.ladder_text:
         import base64
         href = "data:application/x-yaml;base64," + base64.b64encode(run.ladder_text.encode()).decode()
-        body += f'<p><a href="{esc(href)}" download="{esc(_safe_name(run.name))}-ladder.yaml">Download the ladder file</a></p>'
+        body += (f'<p><a href="{esc(href)}" download="{esc(_safe_name(run.name))}-ladder.yaml">'
+                 'Download the ladder file</a></p>')
     sections.append(Section(f"{prefix}setting", f"Setting{tag}", body,
                             "How every row was reduced, trained and timed here."))
     return sections
@@ -544,8 +556,9 @@ def build_report(run_dirs: Sequence[str | Path]) -> Report:
     doc = ReportDoc(title=title, subtitle=subtitle, meta=meta, sections=sections,
                     figures={k: f.to_plotly_json() for k, f in figures.items()}, data=data)
     name = "_vs_".join(dict.fromkeys(Path(d).resolve().name for d in run_dirs))
-    return Report(doc=doc, figures=figures, name=_safe_name(name if len(name) < 120 else
-                                                            f"{Path(run_dirs[0]).resolve().name}_and_{len(runs) - 1}_more"))
+    if len(name) > 120:
+        name = f"{Path(run_dirs[0]).resolve().name}_and_{len(runs) - 1}_more"
+    return Report(doc=doc, figures=figures, name=_safe_name(name))
 
 
 def default_out(report_name: str) -> Path:

@@ -23,9 +23,10 @@ from archlab.pareto import as_minimization, default_reference, pareto_mask
 
 __all__ = ["AblationRun", "ArchInfo", "FrontComparison", "HypervolumeCurve", "Importance", "LadderPaths",
            "ParallelDim", "ScatterSet", "SearchRun", "ablation_table", "agreement_points", "arch_info",
-           "axis_type", "best_values", "change_deltas", "compare_fronts", "detect_kind", "hypervolume_curves", "ladder_paths",
+           "axis_type", "best_values", "change_deltas", "compare_fronts", "detect_kind", "hypervolume_curves",
+           "ladder_paths",
            "load_ablation_run", "load_run", "load_search_run", "parallel_dims", "param_columns",
-           "param_importance", "run_labels", "scatter_set", "trial_rows"]
+           "param_importance", "run_labels", "scatter_set", "top_params", "trial_rows"]
 
 DEFAULT_METRICS = ("top1", "latency_ms")
 DEFAULT_DIRECTIONS = ("maximize", "minimize")
@@ -444,11 +445,27 @@ class ParallelDim:
     ticks: tuple[float, ...] = ()    # numeric with few distinct values: exactly those values
 
 
-def parallel_dims(table: pd.DataFrame, metrics: Sequence[str]) -> tuple[list[ParallelDim], list[int]]:
-    """Axes over the search parameters then the objectives, for the complete trials; also their trial numbers."""
+def top_params(importance: Importance | None, table: pd.DataFrame, k: int) -> list[str]:
+    """Up to k search parameters: the most important over all objectives, else the first that vary."""
+    if importance is not None and importance.values:
+        total: dict[str, float] = {}
+        for per_metric in importance.values.values():
+            for name, v in per_metric.items():
+                total[name] = total.get(name, 0.0) + v
+        return sorted(total, key=lambda name: -total[name])[:k]
+    varying = [c[len("params_"):] for c in param_columns(table) if table[c].nunique(dropna=True) > 1]
+    return varying[:k]
+
+
+def parallel_dims(table: pd.DataFrame, metrics: Sequence[str], params: Sequence[str] | None = None
+                  ) -> tuple[list[ParallelDim], list[int]]:
+    """Axes over the search parameters (all, or `params` in that order) then the objectives, for the complete
+    trials; also their trial numbers."""
     done = _complete(table, metrics)
     dims: list[ParallelDim] = []
-    for col in param_columns(table):
+    columns = param_columns(table) if params is None else [f"params_{p}" for p in params
+                                                           if f"params_{p}" in table.columns]
+    for col in columns:
         values = done[col]
         if values.isna().all():
             continue

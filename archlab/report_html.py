@@ -326,7 +326,8 @@ JS = r"""
 
   function stageTable(rows) {
     var cols = [['part', 'part'], ['block', 'block'], ['depth', 'd'], ['width', 'width'], ['stride', 's'],
-                ['kernel', 'k'], ['expand', 'exp'], ['groups', 'groups'], ['se', 'SE'], ['act', 'act'], ['norm', 'norm'],
+                ['kernel', 'k'], ['expand', 'exp'], ['groups', 'groups'], ['se', 'SE'], ['act', 'act'],
+                ['norm', 'norm'],
                 ['out', 'output'], ['params', 'params'], ['macs', 'MACs']];
     var head = el('tr', {}, cols.map(function (c) { return el('th', {}, [c[1]]); }));
     var body = rows.map(function (r) {
@@ -353,8 +354,8 @@ JS = r"""
     if (archPanel !== panel) { archPanel.textContent = ''; }
     var label = (DATA.labels || [])[run] || '';
     panel.appendChild(el('h3', {}, ['trial ' + number]));
-    panel.appendChild(el('div', {'class': 'note'}, [label + ' \u00b7 ', el('span', {'class': 'badge ' + t.state},
-                                                                           [t.state + (t.on_front ? ', on the front' : '')])]));
+    var badge = el('span', {'class': 'badge ' + t.state}, [t.state + (t.on_front ? ', on the front' : '')]);
+    panel.appendChild(el('div', {'class': 'note'}, [label + ' \u00b7 ', badge]));
     var grid = el('div', {'class': 'metrics'});
     Object.keys(t.values).forEach(function (k) {
       grid.appendChild(el('div', {}, [el('div', {'class': 'm-label'}, [LABELS[k] || k]),
@@ -371,7 +372,8 @@ JS = r"""
     }
     var a = t.arch;
     if (!a) {
-      panel.appendChild(el('p', {'class': 'note'}, ['no spec file for this trial (it failed before its architecture was written)']));
+      panel.appendChild(el('p', {'class': 'note'},
+                           ['no spec file for this trial (it failed before its architecture was written)']));
     } else {
       if (a.summary) { panel.appendChild(el('div', {'class': 'arch'}, [a.summary])); }
       var link = el('a', {'class': 'download', 'download': safeName(label) + '-trial-' + number + '-spec.yaml'},
@@ -402,7 +404,10 @@ JS = r"""
   // --- tables: sort, filter, click -----------------------------------------------------------------------
   function sortTable(table, col, th) {
     var asc = th.getAttribute('data-dir') !== 'asc';
-    table.querySelectorAll('th').forEach(function (h) { h.removeAttribute('data-dir'); h.classList.remove('asc', 'desc'); });
+    table.querySelectorAll('th').forEach(function (h) {
+      h.removeAttribute('data-dir');
+      h.classList.remove('asc', 'desc');
+    });
     th.setAttribute('data-dir', asc ? 'asc' : 'desc');
     th.classList.add(asc ? 'asc' : 'desc');
     var body = table.tBodies[0];

@@ -19,7 +19,8 @@ from archlab.report_data import (METRIC_LABELS, AblationRun, HypervolumeCurve, I
                                  change_deltas, ladder_paths)
 
 __all__ = ["PALETTE", "ablation_latency_figure", "ablation_macs_figure", "ablation_top1_figure",
-           "agreement_figure", "deltas_figure", "front_figure", "hypervolume_figure", "importance_figure", "parallel_figure"]
+           "agreement_figure", "deltas_figure", "front_figure", "hypervolume_figure", "importance_figure",
+           "parallel_figure"]
 
 PALETTE = ("#2563eb", "#ea580c", "#16a34a", "#9333ea", "#dc2626", "#0891b2", "#ca8a04", "#db2777")
 PAPER = "#ea580c"
@@ -92,14 +93,16 @@ def front_figure(runs: Sequence[SearchRun], labels: Sequence[str], sets: Sequenc
         xs += list(s.front[x_metric]) + list(s.dominated[x_metric])
         if len(s.dominated):
             fig.add_trace(go.Scatter(
-                x=s.dominated[x_metric].tolist(), y=s.dominated[y_metric].tolist(), mode="markers", name=f"{_e(label)} · dominated",
+                x=s.dominated[x_metric].tolist(), y=s.dominated[y_metric].tolist(), mode="markers",
+                name=f"{_e(label)} · dominated",
                 legendgroup=f"run{s.run}", marker=dict(color=color, size=8, opacity=0.28, line=dict(width=0)),
                 customdata=[[s.run, int(n)] for n in s.dominated["number"]],
                 text=[_hover(run, label, int(n)) for n in s.dominated["number"]],
                 hovertemplate="%{text}<extra></extra>"))
         if len(s.front):
             fig.add_trace(go.Scatter(
-                x=s.front[x_metric].tolist(), y=s.front[y_metric].tolist(), mode="lines+markers", name=f"{_e(label)} · front",
+                x=s.front[x_metric].tolist(), y=s.front[y_metric].tolist(), mode="lines+markers",
+                name=f"{_e(label)} · front",
                 legendgroup=f"run{s.run}", line=dict(color=color, width=2, shape="hv"),
                 marker=dict(color=color, size=11, line=dict(color="white", width=1.5)),
                 customdata=[[s.run, int(n)] for n in s.front["number"]],
@@ -148,12 +151,14 @@ def hypervolume_figure(curves: Sequence[HypervolumeCurve], labels: Sequence[str]
     return fig
 
 
-def importance_figure(importances: Sequence[Importance], labels: Sequence[str], *, title: str = "") -> go.Figure:
-    """Horizontal bars of parameter importance, one panel per objective, one colour per run."""
+def importance_figure(importances: Sequence[Importance], labels: Sequence[str], *, title: str = "",
+                      top: int = 12) -> go.Figure:
+    """Horizontal bars of parameter importance (the `top` most important), one panel per objective, one colour
+    per run."""
     metrics = list(dict.fromkeys(m for imp in importances for m in imp.values))
     fig = make_subplots(rows=1, cols=max(1, len(metrics)), shared_yaxes=True, horizontal_spacing=0.06)
     params = sorted({p for imp in importances for v in imp.values.values() for p in v},
-                    key=lambda p: sum(v.get(p, 0.0) for imp in importances for v in imp.values.values()))
+                    key=lambda p: sum(v.get(p, 0.0) for imp in importances for v in imp.values.values()))[-top:]
     for imp in importances:
         color = PALETTE[imp.run % len(PALETTE)]
         for j, m in enumerate(metrics):
@@ -163,7 +168,7 @@ def importance_figure(importances: Sequence[Importance], labels: Sequence[str], 
                 name=_e(labels[imp.run]), legendgroup=f"run{imp.run}", showlegend=j == 0 and len(importances) > 1,
                 marker_color=color,
                 hovertemplate=f"{_e(labels[imp.run])}<br>%{{y}}: %{{x:.3f}}<extra>{_e(m)}</extra>"), row=1, col=j + 1)
-    _layout(fig, title=title, height=max(260, 60 + 34 * len(params) * max(1, len(importances) // 2 + 1)),
+    _layout(fig, title=title, height=max(300, 110 + 26 * len(params) * max(1, len(importances))),
             barmode="group", bargap=0.25)
     for j, m in enumerate(metrics):
         fig.update_xaxes(title=_e(f"importance for {METRIC_LABELS.get(m, m)}"), range=[0, 1], row=1, col=j + 1)

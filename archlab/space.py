@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from archlab.errors import ArchlabError, SpecError, did_you_mean
 from archlab.space_format import (
-    NEUTRAL_FIELDS, Bound, CompiledSpace, Dimension, Domain, Section, Slot, check_landmark_names, compile_space,
-    key_lines,
+    NEUTRAL_FIELDS, Bound, CompiledSpace, Dimension, Domain, Section, Slot, _grid, check_landmark_names,
+    compile_space, key_lines, line_of,
 )
 from archlab.spec import ArchSpec, HeadSpec, StageSpec, StemSpec, make_divisible
 
@@ -67,6 +67,10 @@ class SearchSpace:
         self._controllers = _controller_dims(compiled)
         self._cost_controllers = _controller_dims(compiled, cost_only=True)
         self._grids = {d.name: d.values() for d in compiled.dimensions if d.values() is not None}
+        groups: dict[tuple[tuple[str, int], ...], list[Bound]] = {}
+        for bound in compiled.bounds:  # bounds evaluated at the same input share one complexity walk
+            groups.setdefault(bound.at, []).append(bound)
+        self._groups = tuple((at, tuple(bounds)) for at, bounds in groups.items())
         self._encoded = frozenset(d.name for d in compiled.dimensions if d.kind == "categorical"
                                   and any(not isinstance(c, _PRIMITIVE) for c in d.choices))  # type: ignore
 
@@ -82,7 +86,6 @@ class SearchSpace:
             space._check_landmarks()
             space._prove_bounds()
         except SpecError as err:
-            from archlab.space_format import line_of
             raise err.with_context(file=file, line=line_of(lines, err.path)) from None
         return space
 
@@ -147,7 +150,7 @@ class SearchSpace:
         return self._decode_params(params, img_size=img_size, in_chans=in_chans, num_classes=num_classes)
 
     def _decode_params(self, params: Mapping[str, Any], *, where: str = "params", img_size: int | None = None,
-                    in_chans: int | None = None, num_classes: int | None = None) -> ArchSpec:
+                       in_chans: int | None = None, num_classes: int | None = None) -> ArchSpec:
         """`decode`, with errors reported under the key path `where`."""
         unknown = [k for k in params if k not in self._names]
         if unknown:
@@ -196,21 +199,23 @@ class SearchSpace:
 
     def violations(self, spec: ArchSpec) -> list[str]:
         """Broken bounds as readable strings (empty: feasible); analytic, no module is built."""
-        if not self._c.bounds:
+        if not self._groups:
             return []
-        from archlab.complexity import params_macs  # imports torch; kept out of parsing and `--help`
+        params_macs = _params_macs()
         out: list[str] = []
-        costs: dict[tuple[tuple[str, int], ...], tuple[int, int]] = {}
-        for bound in self._c.bounds:
-            if bound.at not in costs:
-                changes = {k: v for k, v in bound.at if getattr(spec, k) != v}
-                costs[bound.at] = params_macs(replace(spec, **changes) if changes else spec)
-            value = costs[bound.at][0 if bound.metric == "params" else 1]
-            where = _at_text(bound.at)
-            if bound.high is not None and value > bound.high:
-                out.append(f"{bound.metric} {value:,} > max {bound.high:,.0f}{where}")
-            if bound.low is not None and value < bound.low:
-                out.append(f"{bound.metric} {value:,} < min {bound.low:,.0f}{where}")
+        for at, bounds in self._groups:
+            changes = {k: v for k, v in at if getattr(spec, k) != v}
+            try:
+                cost = params_macs(replace(spec, **changes) if changes else spec)
+            except SpecError as err:  # e.g. too small for the bound's img_size
+                out.append(f"cannot be evaluated{_at_text(at)}: {err}")
+                continue
+            for bound in bounds:
+                value = cost[0] if bound.metric == "params" else cost[1]
+                if bound.high is not None and value > bound.high:
+                    out.append(f"{bound.metric} {value:,} > max {bound.high:,.0f}{_at_text(at)}")
+                if bound.low is not None and value < bound.low:
+                    out.append(f"{bound.metric} {value:,} < min {bound.low:,.0f}{_at_text(at)}")
         return out
 
     def _where(self) -> str:
@@ -286,7 +291,7 @@ class SearchSpace:
             if key in ZOO:
                 zoo = get_spec(key)
                 spec = self._decode_params(params, where=where, img_size=zoo.img_size, in_chans=zoo.in_chans,
-                                        num_classes=zoo.num_classes)
+                                           num_classes=zoo.num_classes)
                 if spec.arch_id != zoo.arch_id:
                     raise SpecError(where, f"decodes to a network that is not the zoo's {key}: "
                                     f"{_first_difference(spec.to_dict(), zoo.to_dict())}", show_value=False)
@@ -339,7 +344,6 @@ def _snap(dim: Dimension, value: float) -> float:
     """A float on the dimension's step grid, rounded the same way everywhere."""
     if dim.step is None:
         return float(value)
-    from archlab.space_format import _grid
     return _grid(dim.low, dim.step, int(round((value - dim.low) / dim.step)))  # type: ignore[operator]
 
 
@@ -473,7 +477,7 @@ class _CornerChooser(_Chooser):
 
 def _corner_costs(space: SearchSpace, mode: str, bounds: list[Bound]) -> tuple[dict[str, int] | None, bool]:
     """The least (mode min) or greatest (mode max) value of each bound's metric over the corners."""
-    from archlab.complexity import complexity
+    params_macs = _params_macs()
     best: dict[str, int] | None = None
     path: list[int] | None = []
     runs = 0
@@ -491,12 +495,15 @@ def _corner_costs(space: SearchSpace, mode: str, bounds: list[Bound]) -> tuple[d
         path = chooser.next_path()
         if spec is None:
             continue
-        costs: dict[tuple[tuple[str, int], ...], Any] = {}
+        costs: dict[tuple[tuple[str, int], ...], tuple[int, int]] = {}
         values = {}
-        for bound in bounds:
-            if bound.at not in costs:
-                costs[bound.at] = complexity(replace(spec, **dict(bound.at)) if bound.at else spec)
-            values[bound.path] = getattr(costs[bound.at], bound.metric)
+        try:
+            for bound in bounds:
+                if bound.at not in costs:
+                    costs[bound.at] = params_macs(replace(spec, **dict(bound.at)) if bound.at else spec)
+                values[bound.path] = costs[bound.at][0 if bound.metric == "params" else 1]
+        except SpecError:  # not a valid network at the bound's input size: no evidence either way
+            continue
         if best is None:
             best = values
         else:
@@ -603,6 +610,18 @@ def _scale_values(stem: dict[str, Any], stages: list[dict[str, Any]], head: dict
             stage["depth"] = int(math.ceil(stage["depth"] * depth))
     if resolution != 1.0:
         top["img_size"] = int(round(top.get("img_size", 224) * resolution))
+
+
+def _params_macs() -> Callable[[ArchSpec], tuple[int, int]]:
+    """archlab.complexity.params_macs, imported on first use (it imports torch; parsing and --help do not)."""
+    global _PARAMS_MACS
+    if _PARAMS_MACS is None:
+        from archlab.complexity import params_macs
+        _PARAMS_MACS = params_macs
+    return _PARAMS_MACS
+
+
+_PARAMS_MACS: Callable[[ArchSpec], tuple[int, int]] | None = None
 
 
 def _same(a: Any, b: Any) -> bool:

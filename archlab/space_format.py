@@ -518,8 +518,8 @@ class _Compiler:
         out = []
         for key, cond in raw.items():
             if key not in scope:
-                raise SpecError(f"{path}.{key}", "names no field or tied dimension it could depend on" + did_you_mean(str(key), scope),
-                                show_value=False)
+                raise SpecError(f"{path}.{key}", "names no field or tied dimension it could depend on"
+                                + did_you_mean(str(key), scope), show_value=False)
             negate = False
             if isinstance(cond, dict):
                 _check_keys(cond, ("not",), f"{path}.{key}")

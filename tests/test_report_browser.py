@@ -2,7 +2,7 @@
 is drawn, no JavaScript error is logged, clicking a point shows its architecture, and injected markup stays text.
 
 Needs Debian's chromium and chromium-driver (installed by .ci/setup) and selenium. Also a screenshot tool:
-  .venv/bin/python tests/test_report_browser.py REPORT.html OUT.png [--select RUN:TRIAL]
+  .venv/bin/python tests/test_report_browser.py REPORT.html OUT.png [--select RUN:TRIAL] [--height PX]
 """
 from __future__ import annotations
 
@@ -66,15 +66,16 @@ def errors(log: list[dict[str, Any]]) -> list[str]:
     return [e["message"] for e in log if e.get("level") == "SEVERE"]
 
 
-def screenshot(report: Path, out: Path, *, select: tuple[int, int] | None = None, width: int = 1400) -> Path:
-    """Full-page PNG of a report (optionally with one trial selected), from headless Chromium."""
+def screenshot(report: Path, out: Path, *, select: tuple[int, int] | None = None, width: int = 1400,
+               height: int | None = None) -> Path:
+    """PNG of a report (the whole page, or its top `height` pixels; optionally one trial selected)."""
     driver = start_driver(width)
     try:
         open_report(driver, report)
         if select is not None:
             driver.execute_script("window.archlabSelect(arguments[0], arguments[1], false);", *select)
-        height = driver.execute_script("return document.documentElement.scrollHeight")
-        driver.set_window_size(width, min(int(height) + 40, 20000))
+        full = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(width, height or min(int(full) + 40, 20000))
         time.sleep(1.5)   # responsive plots re-lay out to the new window
         driver.execute_script("window.scrollTo(0, 0)")
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -237,6 +238,7 @@ if __name__ == "__main__":
     parser.add_argument("out", type=Path)
     parser.add_argument("--select", default=None, metavar="RUN:TRIAL", help="select this trial first")
     parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=None, help="only the top of the page (default: all of it)")
     a = parser.parse_args()
     sel = tuple(int(x) for x in a.select.split(":")) if a.select else None
-    print(screenshot(a.report, a.out, select=sel, width=a.width))  # type: ignore[arg-type]
+    print(screenshot(a.report, a.out, select=sel, width=a.width, height=a.height))  # type: ignore[arg-type]

@@ -471,3 +471,15 @@ def test_list_valued_choices_round_trip_through_optuna():
     assert {spec.head.hidden for spec in seen} == {(), (16,), (32, 16)}
     params, spec = space.sample(1, seed=0)[0]
     assert space.decode(params) == spec
+
+
+def test_a_bound_at_an_input_the_point_cannot_take_is_a_violation():
+    space = space_of("img_size: 64\nstem: {type: patchify, kernel_size: 4, stride: 4, norm: none, act: none}\n"
+                     "stages:\n  - {block: convnext, depth: 1, width: 8, downsample: layer, stride: [1, 2]}\n"
+                     "  - {block: convnext, depth: 1, width: 16, downsample: layer, stride: 2}\n"
+                     "constraints: {macs: {max: 1G, at: {img_size: 8}}}\n")
+    wide = space.decode({"stage0.stride": 1})
+    narrow = space.decode({"stage0.stride": 2})
+    assert space.violations(wide) == []
+    [message] = space.violations(narrow)
+    assert message.startswith("cannot be evaluated at 8 px: img_size is too small")
