@@ -402,8 +402,14 @@ def _node_cell(key: str) -> Callable[[Any], str]:
 
 
 def _generator_env() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     import plotly
-    versions = [("python", platform.python_version()), ("plotly", plotly.__version__)]
+    try:
+        archlab_version = version("archlab")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        archlab_version = "source tree"
+    versions = [("archlab", archlab_version), ("python", platform.python_version()), ("plotly", plotly.__version__)]
     for mod in ("optuna", "pandas"):
         try:
             versions.append((mod, __import__(mod).__version__))

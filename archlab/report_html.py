@@ -76,6 +76,10 @@ def kv_table(items: Iterable[tuple[str, Any]]) -> str:
     for key, value in items:
         if isinstance(value, (dict, list, tuple)):
             value = json.dumps(value, default=str)
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif isinstance(value, float):
+            value = f"{value:.6g}"
         rows.append(f"<tr><th>{esc(key)}</th><td>{esc(value)}</td></tr>")
     return f'<table class="kv">{"".join(rows)}</table>'
 

@@ -55,6 +55,9 @@ VALIDATORS.register("space")(Validator(
 VALIDATORS.register("ladder")(Validator(
     markers=("steps", "proxy", "seeds"), loader="archlab.ablation:validate_ladder_file",
     describe="archlab.ablation:describe_ladder", aliases=("ablation",)))
+VALIDATORS.register("study")(Validator(
+    markers=("space", "objectives", "sampler", "dataset", "budget", "early_stopping", "execution", "trials"),
+    loader="archlab.study:load_study", describe="archlab.study:describe_study"))
 
 
 def file_kind(data: Any, *, file: str | None = None) -> str:

@@ -199,6 +199,8 @@ class StemSpec(_Spec):
         _check_positive("stride", self.stride)
         if self.padding is not None and self.padding < 0:
             _fail("padding", "must be >= 0", self.padding)
+        if self.type in ("patchify", "identity") and self.pool != "none":
+            _fail("pool", f"must be none for a {self.type} stem", self.pool)
         if self.type == "patchify" and self.kernel_size != self.stride:
             _fail("stride", f"must equal kernel_size ({self.kernel_size}) for a patchify stem", self.stride)
         _check_choice("pool", self.pool, STEM_POOLS)

@@ -15,7 +15,7 @@ from archlab.errors import ArchlabError, SpecError, did_you_mean
 from archlab.yamlio import load_yaml_file
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "DatasetConfig", "EarlyStopping", "Execution", "LatencyTarget",
-           "Objective", "Study", "load_study", "is_study"]
+           "Objective", "Study", "describe_study", "load_study", "is_study"]
 
 OBJECTIVES = {"top1": "maximize", "latency_ms": "minimize", "params": "minimize", "macs": "minimize"}
 # short names for Optuna's samplers; any other Optuna sampler class name is accepted as well
@@ -180,6 +180,13 @@ def load_study(path: str | Path) -> Study:
     from archlab.space import load_space  # the space is validated with its own file name in errors
     load_space(study.space)
     return study
+
+
+def describe_study(study: Study) -> str:
+    """One line about a valid study (for `archlab validate`)."""
+    goals = " vs ".join(f"{o.name} ({o.direction[:3]})" for o in study.objectives)
+    size = f"{study.trials} trials" if study.trials else f"{study.timeout:.0f} s"
+    return f"study {study.name}: {goals}, {size}, {study.sampler}, {study.dataset.name} at {study.dataset.img_size} px"
 
 
 def _parse(data: Any, file: Path | None) -> Study:

@@ -5,7 +5,6 @@ import os
 import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 # reports that searches and ablations under test write by default go to a temp dir, not the repo's reports/
 os.environ.setdefault("ARCHLAB_REPORTS_DIR", tempfile.mkdtemp(prefix="archlab-reports-"))
 
