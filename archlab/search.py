@@ -142,6 +142,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     start = time.perf_counter()
     number = int(config[f"{CONST}number"])
     base: dict[str, Any] = {"number": number, "node_id": _node_id(), "hostname": socket.gethostname()}
+    # on a cluster without a shared filesystem this makes a node-local folder of the same path for logs
+    (Path(settings.run_dir) / "logs").mkdir(parents=True, exist_ok=True)
     try:
         import torch
         from archlab.complexity import complexity
@@ -521,6 +523,8 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
               flush=True)
     if (remaining is None or remaining > 0) and (time_left is None or time_left > 0):
         _tune(study, run, engine, storage, remaining, time_left, data.num_classes)
+    from optuna.trial import TrialState
+    unfinished = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
     wall = time.time() - start
     state = run.read_state()  # _tune added the Ray cluster's description
     state["elapsed_s"] = elapsed_before + wall
@@ -532,7 +536,7 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     _atomic_write(run.path / "summary.json", json.dumps(summary, indent=2, default=str))
     report = _write_report(run.path)
     result = SearchSummary(run_dir=run.path, trials_run=len(table), counts=summary["counts"],
-                           front=summary["front"], wall_s=wall, report=report)
+                           front=summary["front"], wall_s=wall, report=report, extra={"unfinished": unfinished})
     if not quiet:
         print(_format_summary(result, table, study))
     return result
@@ -552,6 +556,8 @@ def _tune(study: Study, run: RunFolder, engine: _Engine, storage: str, remaining
     from archlab.raycluster import init_ray, shutdown_ray
 
     ex = study.execution
+    import logging
+    logging.getLogger("ray.tune").setLevel(logging.ERROR)  # Ray's own resume hints do not apply to archlab runs
     # per-epoch results carry val_top1 only; the objectives arrive with the final result
     os.environ["TUNE_DISABLE_STRICT_METRIC_CHECKING"] = "1"
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # archlab prints its own progress; verbose=0 then silences Ray
@@ -620,6 +626,9 @@ def _format_summary(summary: SearchSummary, table: Any, study: Study) -> str:
     lines += ["", f"run folder: {summary.run_dir}", f"trials table: {summary.run_dir / 'trials.csv'}"]
     if summary.report:
         lines.append(f"report: {summary.report}")
+    if summary.extra.get("unfinished"):
+        lines.append(f"interrupted with {summary.extra['unfinished']} trial(s) running: continue with "
+                     f"archlab search {study.file} --resume --out {summary.run_dir}")
     lines.append(f"optuna-dashboard {study.storage or RunFolder(summary.run_dir).storage_url}")
     return "\n".join(lines)
 

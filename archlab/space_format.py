@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from archlab.errors import SpecError, did_you_mean
+from archlab.yamlio import parse_number as _number
 from archlab.spec import BLOCKS, STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec
 
 __all__ = ["CompiledSpace", "Dimension", "Domain", "Section", "Slot", "compile_space"]
@@ -56,7 +57,6 @@ MONOTONE_FIELDS = frozenset({"width", "expand_ratio", "se_ratio", "conv_width", 
                              "num_classes", "layer_scale_init", *SCALING_DIMS})
 NEUTRAL_FIELDS = frozenset({"act", "acts", "se_gate", "se_act", "drop_path_rate", "dropout"})
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_SI = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
 
 
 # --- compiled structures ----------------------------------------------------------------------------------
@@ -255,24 +255,6 @@ def _check_keys(data: dict[Any, Any], allowed: typing.Iterable[str], path: str) 
         if key not in allowed:
             where = f"{path}.{key}" if path else str(key)
             raise SpecError(where, "is not a known key" + did_you_mean(str(key), allowed), show_value=False)
-
-
-def _number(value: Any, path: str) -> float:
-    """A number; also '600M' / '4.5G' style strings and '1e-6' (YAML 1.1 reads that as a string)."""
-    if isinstance(value, bool):
-        raise SpecError(path, "must be a number", value)
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        text = value.strip().replace("_", "")
-        scale = _SI.get(text[-1:].upper(), 1.0) if text[-1:].isalpha() and text[-1:].upper() in _SI else 1.0
-        try:
-            number = float(text[:-1] if scale != 1.0 else text) * scale
-        except ValueError:
-            pass
-        else:
-            return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
-    raise SpecError(path, "must be a number", value)
 
 
 def _hint_kind(cls: type, name: str) -> str:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from archlab.errors import ArchlabError, SpecError, did_you_mean
-from archlab.yamlio import load_yaml_file
+from archlab.yamlio import load_yaml_file, parse_number
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "DatasetConfig", "EarlyStopping", "Execution", "LatencyTarget",
            "Objective", "Study", "describe_study", "load_study", "is_study"]
@@ -47,6 +47,8 @@ def _number(data: dict[str, Any], key: str, path: str, *, kind: type = float, lo
     where = f"{path}.{key}" if path else key
     if value is None:
         return None
+    if isinstance(value, str):  # '4M', '4.0e6' (YAML 1.1 reads exponents without a sign as strings)
+        value = parse_number(value, where)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
         raise SpecError(where, "must be an integer" if kind is int else "must be a number", value)
     if low is not None and value < low:

@@ -8,7 +8,7 @@ import yaml
 
 from archlab.errors import SpecError
 
-__all__ = ["load_yaml_file", "load_yaml_text", "MAX_NODES"]
+__all__ = ["load_yaml_file", "load_yaml_text", "MAX_NODES", "parse_number"]
 
 MAX_NODES = 100_000  # far above any real spec or space; an alias bomb expands to millions
 
@@ -69,3 +69,24 @@ def load_yaml_file(path: str | Path) -> Any:
     except OSError as err:
         raise SpecError("", f"cannot be read ({err.strerror})", show_value=False, file=str(path)) from None
     return load_yaml_text(text, file=str(path))
+
+
+_SI = {"K": 1e3, "M": 1e6, "G": 1e9, "T": 1e12}
+
+
+def parse_number(value: Any, path: str) -> float:
+    """A number; also '600M' / '4.5G' style strings and '1e-6' (YAML 1.1 reads that as a string)."""
+    if isinstance(value, bool):
+        raise SpecError(path, "must be a number", value)
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        scale = _SI.get(text[-1:].upper(), 1.0) if text[-1:].isalpha() and text[-1:].upper() in _SI else 1.0
+        try:
+            number = float(text[:-1] if scale != 1.0 else text) * scale
+        except ValueError:
+            pass
+        else:
+            return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+    raise SpecError(path, "must be a number", value)

@@ -26,13 +26,11 @@ from bench.common import RESULTS, write_result
 BUDGETS: dict[str, dict[str, Any]] = {
     "s5k_e2": dict(limit=5000, val_limit=2000, epochs=2, img_size=32, recipe="proxy"),
     "s10k_e1": dict(limit=10000, val_limit=2000, epochs=1, img_size=32, recipe="proxy"),
-    "s4k_e3": dict(limit=4000, val_limit=2000, epochs=3, img_size=32, recipe="proxy"),
     "s8k_e2": dict(limit=8000, val_limit=2000, epochs=2, img_size=32, recipe="proxy"),
-    "s5k_e2_noaug": dict(limit=5000, val_limit=2000, epochs=2, img_size=32,
-                         recipe={"base": "proxy", "augmentation": "none", "name": "proxy-noaug"}),
+    "s5k_e2_28px": dict(limit=5000, val_limit=2000, epochs=2, img_size=28, recipe="proxy"),
     "s5k_e2_classic": dict(limit=5000, val_limit=2000, epochs=2, img_size=32, recipe="classic"),
 }
-REFERENCE = dict(limit=20000, val_limit=2000, epochs=4, img_size=32, recipe="proxy")
+REFERENCE = dict(limit=20000, val_limit=2000, epochs=3, img_size=32, recipe="proxy")
 SEARCH_TRIALS, SEARCH_LANES, SEARCH_GOAL_S = 12, 2, 15 * 60
 SPEARMAN_GOAL = 0.8
 

@@ -39,7 +39,7 @@ def test_overrides(base):
     ({"objectives": [{"name": "top1", "direction": "up"}]}, "objectives[0].direction must be maximize or minimize"),
     ({"sampler": {"name": "nsgaii"}}, "sampler.name must be an Optuna sampler (did you mean"),
     ({"trials": 0}, "trials must be >= 1, got 0"),
-    ({"trials": "many"}, "trials must be an integer, got 'many'"),
+    ({"trials": "many"}, "trials must be a number, got 'many'"),
     ({"dataset": {"name": "fashion"}}, "dataset.name must be one of"),
     ({"budget": {"epoch": 2}}, "budget.epoch is not a known key"),
     ({"budget": {"epochs": -1}}, "budget.epochs must be > 0, got -1"),
