@@ -471,7 +471,7 @@ def _finished_real_trials(optuna_study: Any) -> int:
 
 def run_search(study_path: str | Path, *, trials: int | None = None, timeout: float | None = None,
                out: str | Path | None = None, address: str | None = None, resume: bool = False,
-               quiet: bool = False) -> SearchSummary:
+               quiet: bool = False, concurrent: int | None = None) -> SearchSummary:
     """Run (or with `resume`, continue) the search a study file describes; returns the summary."""
     import optuna
     if resume:
@@ -484,7 +484,7 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     else:
         study = load_study(study_path)
         run = RunFolder(Path(out) if out else Path("runs") / f"{study.name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    study = study.with_overrides(trials=trials, timeout=timeout, address=address)
+    study = study.with_overrides(trials=trials, timeout=timeout, address=address, concurrent=concurrent)
     state = run.read_state() if resume else {}
     storage = study.storage or state.get("storage") or run.storage_url
 

@@ -144,9 +144,13 @@ class Study:
         return [o.name for o in self.objectives]
 
     def with_overrides(self, *, trials: int | None = None, timeout: float | None = None,
-                       address: str | None = None) -> Study:
+                       address: str | None = None, concurrent: int | None = None) -> Study:
         """The study with CLI overrides applied."""
         study = self
+        if concurrent is not None:
+            if concurrent < 1:
+                raise ArchlabError(f"--concurrent must be >= 1, got {concurrent}")
+            study = replace(study, execution=replace(study.execution, concurrent=concurrent))
         if trials is not None:
             study = replace(study, trials=trials)
         if timeout is not None:

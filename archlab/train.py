@@ -60,11 +60,11 @@ class Budget(_Spec):
     def __post_init__(self) -> None:
         self._normalise()
         if self.epochs is None and self.images is None and self.seconds is None:
-            raise SpecError("budget", "needs at least one of epochs, images or seconds", show_value=False)
+            raise SpecError("", "needs at least one of epochs, images or seconds", show_value=False)
         for key in ("epochs", "images", "seconds"):
             value = getattr(self, key)
             if value is not None and value <= 0:
-                raise SpecError(f"budget.{key}", "must be > 0", value)
+                raise SpecError(key, "must be > 0", value)
 
     def total_steps(self, n_train: int, batch: int) -> int | None:
         """Optimizer steps allowed on `n_train` images in batches of `batch` (an epoch drops the last partial

@@ -84,8 +84,12 @@ def test_recipe_from_yaml_and_errors(tmp_path):
 def test_budget_validation():
     with pytest.raises(SpecError, match="at least one"):
         Budget()
-    with pytest.raises(SpecError, match="budget.epochs must be > 0"):
+    with pytest.raises(SpecError, match="epochs must be > 0"):
         Budget(epochs=0)
+    with pytest.raises(SpecError, match=r"^budget\.images must be > 0, got -5"):
+        Budget.from_dict({"images": -5}, path="budget")
+    with pytest.raises(SpecError, match=r"^budget needs at least one"):
+        Budget.from_dict({}, path="budget")
     assert Budget(epochs=0.5, images=1000).total_steps(10_000, 100) == 10
     assert Budget(epochs=2).total_steps(1050, 100) == 20  # the partial batch is dropped
     assert Budget(seconds=3).total_steps(10, 1) is None

@@ -14,6 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--timeout", type=float, default=None, help="time budget in seconds (overrides the study)")
     p.add_argument("--out", default=None, help="run folder (default runs/<study>-<time>)")
     p.add_argument("--address", default=None, help="join the Ray cluster at this address instead of a local Ray")
+    p.add_argument("--concurrent", type=int, default=None, help="trials at a time (overrides the study)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines, summary only")
     p.set_defaults(func=_run_search)
@@ -21,5 +22,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_search(args: argparse.Namespace) -> int:
     summary = run_search(args.study, trials=args.trials, timeout=args.timeout, out=args.out, address=args.address,
-                         resume=args.resume, quiet=args.quiet)
+                         resume=args.resume, quiet=args.quiet, concurrent=args.concurrent)
     return 0 if summary.counts.get("complete", 0) or not summary.trials_run else 1

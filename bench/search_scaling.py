@@ -1,0 +1,51 @@
+"""Scaling: trials per hour of the same search on a 2-node Ray cluster vs a 1-node one (goal >= 1.8x).
+
+Both clusters are real `ray start` clusters on this machine over loopback, one CPU per node; each trial takes
+one CPU, so the 2-node cluster runs two trials at a time. The study is tests/data/tiny_study.yaml (digits).
+Run: .venv/bin/python -m bench.search_scaling [--trials 8]   (writes bench/results/search_scaling.json)
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from archlab.raycluster import local_cluster
+from archlab.results import load_table
+from archlab.search import run_search
+from bench.common import write_result
+
+STUDY = Path(__file__).resolve().parents[1] / "tests" / "data" / "tiny_study.yaml"
+GOAL = 1.8
+
+
+def trials_per_hour(nodes: int, trials: int) -> dict[str, float]:
+    """Run the tiny study on an n-node cluster (concurrency = nodes) and time it."""
+    out = Path(tempfile.mkdtemp(prefix=f"archlab-scale{nodes}-")) / "run"
+    with local_cluster(n_nodes=nodes, cpus_per_node=1) as address:
+        start = time.time()
+        run_search(STUDY, trials=trials, out=out, address=address, concurrent=nodes, quiet=True)
+        wall = time.time() - start
+    table = load_table(out)
+    return {"nodes": nodes, "trials": len(table), "wall_s": wall, "trials_per_hour": len(table) / wall * 3600,
+            "distinct_nodes_used": int(table["node_id"].nunique())}
+
+
+def main() -> None:
+    """Measure 1 node then 2 nodes and print the ratio."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=8)
+    args = parser.parse_args()
+    one = trials_per_hour(1, args.trials)
+    two = trials_per_hour(2, args.trials)
+    ratio = two["trials_per_hour"] / one["trials_per_hour"]
+    for r in (one, two):
+        print(f"{r['nodes']} node(s): {r['trials']} trials in {r['wall_s']:.0f} s = {r['trials_per_hour']:.0f} "
+              f"trials/h on {r['distinct_nodes_used']} node(s)")
+    print(f"2 nodes / 1 node: {ratio:.2f}x (goal >= {GOAL}x)")
+    print(f"written {write_result('search_scaling', {'one_node': one, 'two_nodes': two, 'ratio': ratio, 'goal': GOAL})}")
+
+
+if __name__ == "__main__":
+    main()
