@@ -38,11 +38,11 @@ def evaluate(job: tuple[dict, int, int, float]) -> dict:
     from archlab.latency import measure_latency
     from archlab.space import load_space
     from archlab.train import Budget, train
-    data = load_data("fashion_mnist", img_size=32, in_chans=1, limit=limit, seed=seed)
+    data = load_data("fashion_mnist", img_size=32, in_chans=1, limit=limit, seed=seed, val_fraction=0.05)
     spec = load_space(SPACE).decode(params, img_size=32, in_chans=1, num_classes=data.num_classes)
     start = time.perf_counter()
     result = train(spec, data, recipe="proxy", budget=Budget(epochs=epochs), seed=seed, threads=1)
-    latency = measure_latency(spec, batch=1, threads=1, max_seconds=5.0)
+    latency = measure_latency(spec, batch=1, threads=1, max_seconds=3.0)
     cost = complexity(spec)
     return {**{f"params_{k}": v for k, v in params.items()}, "arch_id": spec.arch_id, "params": cost.params,
             "macs": cost.macs, "top1": result.top1, "latency_ms": latency.median_ms, "latency_cv": latency.cv,
@@ -53,7 +53,7 @@ def main() -> None:
     """Evaluate the whole grid with a pool of single-threaded workers."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--epochs", type=float, default=2.0)
-    parser.add_argument("--limit", type=int, default=5000)
+    parser.add_argument("--limit", type=int, default=4000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
