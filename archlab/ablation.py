@@ -112,7 +112,9 @@ class Ladder:
         """Everything that changes a result (not seeds, title or comments): equal fingerprints may share a run folder."""
         rows = [dict(name=r.name, step=r.step, args=r.args, spec=r.spec, zoo=r.zoo, branch=r.branch, recipe=r.recipe)
                 for r in self.rows]
-        return json.loads(json.dumps(dict(base=self.base, recipe=self.recipe, rows=rows, proxy=asdict(self.proxy)),
+        # latency settings change no training record (latencies are re-measured on every invocation)
+        proxy = {k: v for k, v in asdict(self.proxy).items() if not k.startswith("latency_")}
+        return json.loads(json.dumps(dict(base=self.base, recipe=self.recipe, rows=rows, proxy=proxy),
                                      sort_keys=True, default=str))
 
 
@@ -410,14 +412,24 @@ def apply_overrides(spec: ArchSpec, overrides: Mapping[str, Any]) -> ArchSpec:
     return ArchSpec.from_dict(_merge(spec.to_dict(), dict(overrides), ""))
 
 
-def _row_spec(row: LadderRow, adopted: ArchSpec) -> ArchSpec:
+def _row_spec(row: LadderRow, adopted: ArchSpec, path: str, file: str | None) -> ArchSpec:
+    """The row's full-size spec: the zoo network, or its step applied to the adopted spec, then its overrides."""
+    spec = adopted
     if row.zoo is not None:
         spec = get_spec(row.zoo)
     elif row.step is not None:
-        spec = ABLATION_STEPS.get(row.step)(adopted, **row.args)
-    else:
-        spec = adopted
-    return replace(apply_overrides(spec, row.spec), name=row.name)
+        try:
+            spec = ABLATION_STEPS.get(row.step)(adopted, **row.args)
+        except SpecError as err:
+            raise err.with_context(file=file, prefix=f"{path}.args") from None
+        except (TypeError, ValueError) as err:  # a step option of the wrong type or shape
+            raise SpecError(f"{path}.args", f"cannot be applied by step {row.step!r} ({err})", row.args,
+                            file=file) from None
+    try:
+        spec = apply_overrides(spec, row.spec)
+    except SpecError as err:
+        raise err.with_context(file=file, prefix=f"{path}.spec") from None
+    return replace(spec, name=row.name)
 
 
 def resolve_ladder(ladder: Ladder) -> tuple[ResolvedRow, ...]:
@@ -426,14 +438,7 @@ def resolve_ladder(ladder: Ladder) -> tuple[ResolvedRow, ...]:
     out: list[ResolvedRow] = []
     for i, row in enumerate(ladder.rows):
         path = f"steps[{i}]"
-        try:
-            spec = _row_spec(row, adopted)
-        except SpecError as err:
-            where = "spec" if row.spec else ("args" if row.args else "")
-            raise err.with_context(file=ladder.file, prefix=f"{path}.{where}" if where else path) from None
-        except (TypeError, ValueError) as err:  # a step option of the wrong type or shape
-            raise SpecError(f"{path}.args", f"cannot be applied by step {row.step!r} ({err})", row.args,
-                            file=ladder.file) from None
+        spec = _row_spec(row, adopted, path, ladder.file)
         step_recipe = ABLATION_STEPS.get(row.step).recipe if row.step else None
         row_recipe = row.recipe or step_recipe or recipe
         try:
@@ -687,6 +692,8 @@ class AblationReport:
     setting: dict[str, Any]          # dataset, sizes, reduction, budget, device, latency protocol
     wall_s: float                    # this invocation
     train_wall_s: float              # summed over every counted record (resumed ones included)
+    trained_now: int = 0             # (row, seed) pairs this invocation trained
+    started: str = ""                # ISO time this invocation started
 
     def to_dict(self) -> dict[str, Any]:
         """The ablation.json document."""
@@ -694,7 +701,12 @@ class AblationReport:
                 "ladder_file": self.ladder.file, "base": self.ladder.base, "seeds": list(self.seeds),
                 "trained": self.trained, "setting": self.setting, "agreement": self.agreement.to_dict(),
                 "verdict": self.agreement.sentence(), "wall_s": self.wall_s, "train_wall_s": self.train_wall_s,
-                "steps": [s.to_dict() for s in self.steps]}
+                "invocations": [self.invocation()], "steps": [s.to_dict() for s in self.steps]}
+
+    def invocation(self) -> dict[str, Any]:
+        """This invocation's line in ablation.json's `invocations` (a resumed folder keeps the earlier ones)."""
+        return {"started": self.started, "wall_s": self.wall_s, "trained": self.trained_now,
+                "seeds": list(self.seeds)}
 
     def steps_json(self) -> list[dict[str, Any]]:
         """The `--json` list: one object per row."""
@@ -753,7 +765,7 @@ def run_ablation(ladder: Ladder, *, out: str | Path | None = None, train: bool =
     from archlab.complexity import complexity
     from archlab.latency import measure_latency
 
-    started = time.perf_counter()
+    started, started_at = time.perf_counter(), datetime.now().isoformat(timespec="seconds")
     say = log or (lambda _m: None)
     seeds = tuple(ladder.seeds if seeds is None else seeds)
     rows = resolve_ladder(ladder)
@@ -777,8 +789,10 @@ def run_ablation(ladder: Ladder, *, out: str | Path | None = None, train: bool =
     latencies = {i: measure_latency(spec, batch=p.latency_batch, device=p.device, threads=threads,
                                     max_seconds=p.latency_seconds) for i, spec in proxies.items()}
     records = read_records(out_dir / "results.jsonl") if out_dir is not None else []
+    trained_now = 0
     if train:
-        _train_missing(ladder, rows, proxies, records, seeds, data, out_dir, threads, say)  # type: ignore[arg-type]
+        trained_now = _train_missing(ladder, rows, proxies, records, seeds, data, out_dir, threads,  # type: ignore[arg-type]
+                                     say)
         records = read_records(out_dir / "results.jsonl")  # type: ignore[operator]
     steps = summarize_steps(rows, costs, proxies, proxy_costs, latencies, records, seeds)
     counted = {(s.step, s.proxy_arch_id) for s in steps}
@@ -787,7 +801,8 @@ def run_ablation(ladder: Ladder, *, out: str | Path | None = None, train: bool =
     report = AblationReport(ladder=ladder, steps=tuple(steps), agreement=agreement(steps), seeds=seeds,
                             trained=any(s.n_seeds for s in steps), out=None if out_dir is None else str(out_dir),
                             setting=_setting(ladder, in_chans, num_classes, threads),
-                            wall_s=time.perf_counter() - started, train_wall_s=train_wall)
+                            wall_s=time.perf_counter() - started, train_wall_s=train_wall, trained_now=trained_now,
+                            started=started_at)
     if out_dir is not None:
         write_report(out_dir, report)
     return report
@@ -809,8 +824,8 @@ def _num_classes(ladder: Ladder, in_chans: int, out_dir: Path | None) -> int:
 
 def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping[int, ArchSpec],
                    records: Sequence[Mapping[str, Any]], seeds: Sequence[int], data: Any, out_dir: Path,
-                   threads: int, say: Log) -> None:
-    """Train every (row, seed) without a matching record, seed-major so a whole ladder lands early."""
+                   threads: int, say: Log) -> int:
+    """Train every (row, seed) without a matching record, seed-major so a whole ladder lands early; the count."""
     from archlab.recipes import get_recipe
     from archlab.train import Budget, train
 
@@ -836,6 +851,7 @@ def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping
         _append_record(out_dir / "results.jsonl", record)
         say(f"[{k}/{len(todo)}] seed {seed} {r.index:>2} {r.name}: top-1 {record['top1']:.2f}% "
             f"({result.wall_s:.0f} s)")
+    return len(todo)
 
 
 # --- writing ------------------------------------------------------------------------------------------------
@@ -849,7 +865,13 @@ CSV_COLUMNS = ("index", "step", "kind", "parent", "recipe", "params", "macs", "i
 def write_report(out: str | Path, report: AblationReport) -> None:
     """Write ablation.json and ablation.csv (one row per step) into the run folder, atomically."""
     out = Path(out)
-    _write_atomic(out / "ablation.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    doc = report.to_dict()
+    try:  # keep the history of earlier invocations (the first one's wall time is the replay's cost)
+        earlier = json.loads((out / "ablation.json").read_text()).get("invocations", [])
+        doc["invocations"] = [i for i in earlier if isinstance(i, dict)] + doc["invocations"]
+    except (OSError, ValueError, AttributeError):
+        pass
+    _write_atomic(out / "ablation.json", json.dumps(doc, indent=2) + "\n")
     tmp = out / f".ablation.csv.{os.getpid()}.tmp"
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore")
@@ -866,7 +888,7 @@ def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
 def format_report(report: AblationReport) -> str:
     """The replay as a readable table, the setting, and the agreement verdict in plain words."""
     ladder, setting = report.ladder, report.setting
-    head = ["#", "step", "kind", "params", "GMACs", "paper", "vs paper", "lat ms", "paper top1", "proxy top1",
+    head = ["#", "step", "kind", "params", "GMACs", "paper", "vs paper", "lat ms", "cv", "paper top1", "proxy top1",
             "d proxy", "d paper", "dir"]
     lines: list[list[str]] = [head]
     for s in report.steps:
@@ -880,7 +902,7 @@ def format_report(report: AblationReport) -> str:
             direction += " (noise)"
         gmacs = f"{s.macs / 1e9:.3f}" + ("" if s.img_size == 224 else f"@{s.img_size}")
         lines.append([str(s.index), s.step, s.kind, f"{s.params / 1e6:.2f}M", gmacs,
-                      _fmt(s.paper_gflops, ".2f"), vs, _fmt(s.latency_ms, ".2f"),
+                      _fmt(s.paper_gflops, ".2f"), vs, _fmt(s.latency_ms, ".2f"), _fmt(s.latency_cv, ".2f"),
                       _fmt(s.paper_top1, ".2f"), proxy_top1, d_proxy, _fmt(s.paper_delta, "+.2f"), direction])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
     text = [f"{ladder.name}: {ladder.title}" if ladder.title else ladder.name]
@@ -905,6 +927,11 @@ def format_report(report: AblationReport) -> str:
     text.append("")
     text.append("d proxy / d paper: change from the parent row (the last adopted row); +- is one standard error "
                 "over seeds. dir: ok = same direction as the paper, OPP = opposite, (noise) = |d| < 2 SE.")
+    noisy = [s.step for s in report.steps if s.latency_cv is not None and s.latency_cv > 0.2]
+    if noisy:
+        text.append(f"Latency: {len(noisy)} of {len(report.steps)} rows were timed with a coefficient of variation "
+                    "above 0.2 (the machine was busy); compare their latencies with care, or rerun --no-train "
+                    "on an idle machine.")
     if report.trained:
         text.append(report.agreement.sentence())
         text.append(f"Training time: {report.train_wall_s / 60:.1f} min summed over (row, seed); this invocation "
