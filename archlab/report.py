@@ -215,8 +215,9 @@ def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[
     detail = ('<aside class="detail" id="detail"><p class="hint">Click a point (or a table row) to see its '
               'architecture, stage by stage, and download its spec file.</p></aside>')
     caption = ("Large points joined by a staircase: the Pareto front (no other trial is both more accurate and "
-               "cheaper). Faded points: dominated trials. Stopped trials (partial top-1, not final) can be "
-               "switched on in the legend.")
+               "cheaper). Faded points: dominated trials.")
+    if any(len(s.stopped) for s in sets):
+        caption += " Stopped trials (partial top-1, not final) can be switched on in the legend."
     pair = "" if set(runs[0].metrics) == {"top1", cost} else " (the front of this pair)"
     main = figures.add("fig-front", front_figure(runs, labels, sets, height=520, show_stopped=True),
                        f"top-1 vs {METRIC_LABELS.get(cost, cost)}{pair}", caption)
