@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -505,6 +506,7 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     elapsed_before = float(state.get("elapsed_s", 0.0))
     time_left = None if study.timeout is None else max(0.0, study.timeout - elapsed_before)
     state.update(storage=storage, study=study.name, target_trials=study.trials, timeout=study.timeout,
+                 versions=software_versions(),
                  sessions=state.get("sessions", []) + [{"started": time.strftime("%Y-%m-%d %H:%M:%S"),
                                                          "resume": resume, "interrupted": interrupted}])
     run.write_state(state)
@@ -606,12 +608,27 @@ def _tune(study: Study, run: RunFolder, engine: _Engine, storage: str, remaining
 
 
 def _write_report(run_dir: Path) -> Path | None:
-    """The HTML report of the run, once the reports module exists (archlab.report)."""
+    """The HTML report of the run; a failure here is reported but never loses the finished search."""
+    from archlab.report import write_report
     try:
-        from archlab.report import write_report
-    except ImportError:
+        return write_report([run_dir])
+    except Exception as err:  # noqa: BLE001 - the run folder is complete; `archlab report` can retry
+        print(f"archlab: warning: the report could not be written ({type(err).__name__}: {err}); "
+              f"try `archlab report {run_dir}`", file=sys.stderr)
         return None
-    return write_report([run_dir])
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of the stack a run used (for the run folder and the report)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version()}
+    for name in ("archlab", "torch", "torchvision", "timm", "optuna", "ray", "pandas", "plotly"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
 
 
 def _format_summary(summary: SearchSummary, table: Any, study: Study) -> str:
