@@ -776,13 +776,20 @@ def run_ablation(ladder: Ladder, *, out: str | Path | None = None, train: bool =
         _prepare_out(out_dir, ladder)
     from archlab.data import DATASETS, load_data
     in_chans = p.in_chans or DATASETS.get(p.dataset).native_chans
+
+    def load(limit: int | None = p.limit, val_limit: int | None = p.val_limit) -> Any:
+        return load_data(p.dataset, img_size=p.img_size, in_chans=in_chans, root=p.root,
+                         val_fraction=p.val_fraction, seed=0, limit=limit, val_limit=val_limit)
+
+    # the data are loaded only when something trains; the class count comes from the run folder if it has one
     data = None
-    if train:
-        data = load_data(p.dataset, img_size=p.img_size, in_chans=in_chans, root=p.root,
-                         val_fraction=p.val_fraction, seed=0, limit=p.limit, val_limit=p.val_limit)
-        num_classes = data.num_classes
-    else:
-        num_classes = _num_classes(ladder, in_chans, out_dir)
+    num_classes = _stored_num_classes(out_dir)
+    if num_classes is None:
+        if train:
+            data = load()
+            num_classes = data.num_classes
+        else:  # one training and one validation image reveal the class count without resizing the whole set
+            num_classes = load(limit=1, val_limit=1).num_classes
     costs = {r.index: complexity(r.spec) for r in rows}
     proxies = {r.index: proxy_spec(r.spec, p, num_classes=num_classes, in_chans=in_chans) for r in rows}
     proxy_costs = {i: complexity(s) for i, s in proxies.items()}
@@ -791,8 +798,8 @@ def run_ablation(ladder: Ladder, *, out: str | Path | None = None, train: bool =
     records = read_records(out_dir / "results.jsonl") if out_dir is not None else []
     trained_now = 0
     if train:
-        trained_now = _train_missing(ladder, rows, proxies, records, seeds, data, out_dir, threads,  # type: ignore[arg-type]
-                                     say)
+        trained_now = _train_missing(ladder, rows, proxies, records, seeds, lambda: data or load(),
+                                     out_dir, threads, say)  # type: ignore[arg-type]
         records = read_records(out_dir / "results.jsonl")  # type: ignore[operator]
     steps = summarize_steps(rows, costs, proxies, proxy_costs, latencies, records, seeds)
     counted = {(s.step, s.proxy_arch_id) for s in steps}
@@ -808,23 +815,19 @@ def run_ablation(ladder: Ladder, *, out: str | Path | None = None, train: bool =
     return report
 
 
-def _num_classes(ladder: Ladder, in_chans: int, out_dir: Path | None) -> int:
-    """Classes of the proxy dataset for a --no-train run: from the run folder, else from a minimal load."""
-    if out_dir is not None and (out_dir / "ablation.json").exists():
-        try:
-            return int(json.loads((out_dir / "ablation.json").read_text())["setting"]["num_classes"])
-        except (KeyError, ValueError, TypeError):
-            pass
-    from archlab.data import load_data
-    p = ladder.proxy
-    # one training and one validation image: the class count without resizing the whole training set
-    return load_data(p.dataset, img_size=p.img_size, in_chans=in_chans, root=p.root, val_fraction=p.val_fraction,
-                     seed=0, limit=1, val_limit=1).num_classes
+def _stored_num_classes(out_dir: Path | None) -> int | None:
+    """The class count an earlier invocation wrote into the run folder's ablation.json, if any."""
+    if out_dir is None:
+        return None
+    try:
+        return int(json.loads((out_dir / "ablation.json").read_text())["setting"]["num_classes"])
+    except (OSError, KeyError, ValueError, TypeError):
+        return None
 
 
 def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping[int, ArchSpec],
-                   records: Sequence[Mapping[str, Any]], seeds: Sequence[int], data: Any, out_dir: Path,
-                   threads: int, say: Log) -> int:
+                   records: Sequence[Mapping[str, Any]], seeds: Sequence[int], get_data: Callable[[], Any],
+                   out_dir: Path, threads: int, say: Log) -> int:
     """Train every (row, seed) without a matching record, seed-major so a whole ladder lands early; the count."""
     from archlab.recipes import get_recipe
     from archlab.train import Budget, train
@@ -837,6 +840,7 @@ def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping
     if len(todo) < len(seeds) * len(rows):
         say(f"{ladder.name}: resuming {out_dir}: {len(seeds) * len(rows) - len(todo)} of "
             f"{len(seeds) * len(rows)} (row, seed) results kept")
+    data = get_data() if todo else None
     for k, (seed, r) in enumerate(todo, 1):
         recipe = get_recipe(p.recipes.get(r.recipe, r.recipe))
         result = train(proxies[r.index], data, recipe=recipe, budget=budget, seed=seed, device=p.device,
@@ -900,7 +904,7 @@ def format_report(report: AblationReport) -> str:
         direction = {"agree": "ok", "disagree": "OPP", "paper_flat": "flat"}.get(s.direction or "", "-")
         if s.within_noise and direction in ("ok", "OPP"):
             direction += " (noise)"
-        gmacs = f"{s.macs / 1e9:.3f}" + ("" if s.img_size == 224 else f"@{s.img_size}")
+        gmacs = f"{s.macs / 1e9:.{3 if s.macs >= 1e7 else 5}f}" + ("" if s.img_size == 224 else f"@{s.img_size}")
         lines.append([str(s.index), s.step, s.kind, f"{s.params / 1e6:.2f}M", gmacs,
                       _fmt(s.paper_gflops, ".2f"), vs, _fmt(s.latency_ms, ".2f"), _fmt(s.latency_cv, ".2f"),
                       _fmt(s.paper_top1, ".2f"), proxy_top1, d_proxy, _fmt(s.paper_delta, "+.2f"), direction])

@@ -17,7 +17,7 @@ import pandas as pd
 from archlab.pareto import default_reference, hypervolume_history, pareto_mask
 
 __all__ = ["STATE_ATTR", "TABLE_STATES", "front_table", "hypervolume_table", "load_table", "load_trials",
-           "summary_dict", "write_table"]
+           "savings", "summary_dict", "write_table"]
 
 STATE_ATTR = "archlab_state"  # user attribute holding archlab's outcome of a trial
 TABLE_STATES = ("complete", "stopped", "skipped", "failed", "interrupted")
@@ -91,11 +91,26 @@ def hypervolume_table(table: pd.DataFrame, metric_names: Sequence[str], directio
                          "hypervolume": hypervolume_history(values, directions, ref)})
 
 
-def summary_dict(table: pd.DataFrame, metric_names: Sequence[str], directions: Sequence[str]) -> dict[str, Any]:
-    """Counts by state, the front as records and the final hypervolume."""
+def savings(table: pd.DataFrame, max_epochs: float | None) -> dict[str, float]:
+    """What early stopping and the latency pre-filter saved, in epochs of training not run."""
+    stopped = table[table["state"] == "stopped"]
+    skipped = table[table["state"] == "skipped"]
+    out: dict[str, float] = {"stopped": len(stopped), "skipped": len(skipped)}
+    if max_epochs:
+        ran = pd.to_numeric(table["epochs_run"], errors="coerce").fillna(0)
+        saved = float((max_epochs - ran[stopped.index]).clip(lower=0).sum()) + max_epochs * len(skipped)
+        trained = float(ran[table["state"].isin(["complete", "stopped"])].sum())
+        out.update(epochs_saved=saved, epochs_trained=trained,
+                   share_saved=saved / (saved + trained) if saved + trained else 0.0)
+    return out
+
+
+def summary_dict(table: pd.DataFrame, metric_names: Sequence[str], directions: Sequence[str],
+                 max_epochs: float | None = None) -> dict[str, Any]:
+    """Counts by state, the front as records, the final hypervolume and what early stopping saved."""
     counts = {s: int((table["state"] == s).sum()) for s in TABLE_STATES if (table["state"] == s).any()}
     front = front_table(table, metric_names, directions)
     hv = hypervolume_table(table, metric_names, directions)
     return {"counts": counts, "front": front.to_dict(orient="records"),
             "hypervolume": float(hv["hypervolume"].iloc[-1]) if len(hv) else 0.0,
-            "metrics": list(metric_names), "directions": list(directions)}
+            "metrics": list(metric_names), "directions": list(directions), "savings": savings(table, max_epochs)}

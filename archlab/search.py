@@ -533,12 +533,12 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     run.write_state(state)
     engine.save_tables()
     table = load_trials(optuna_study, study.metric_names)
-    summary = summary_dict(table, study.metric_names, study.directions)
+    summary = summary_dict(table, study.metric_names, study.directions, max_epochs=study.budget.get("epochs"))
     summary.update(wall_s=wall, infeasible_rejected=engine.infeasible, run_dir=str(run.path))
     _atomic_write(run.path / "summary.json", json.dumps(summary, indent=2, default=str))
     report = _write_report(run.path)
     result = SearchSummary(run_dir=run.path, trials_run=len(table), counts=summary["counts"],
-                           front=summary["front"], wall_s=wall, report=report, extra={"unfinished": unfinished})
+                           front=summary["front"], wall_s=wall, report=report, extra={"unfinished": unfinished, "savings": summary["savings"]})
     if not quiet:
         print(_format_summary(result, table, study))
     return result
@@ -584,9 +584,13 @@ def _tune(study: Study, run: RunFolder, engine: _Engine, storage: str, remaining
         es = study.early_stopping
         epochs = study.budget.get("epochs")
         scheduler = FIFOScheduler()
-        if es.scheduler == "asha" and epochs and epochs > es.grace_epochs:
-            scheduler = ASHAScheduler(time_attr="epoch", metric="val_top1", mode="max", max_t=epochs,
-                                      grace_period=es.grace_epochs, reduction_factor=es.reduction_factor)
+        if es.scheduler != "none" and epochs and epochs > es.grace_epochs:
+            if es.scheduler == "pareto_asha" and "latency_ms" in study.metric_names:
+                from archlab.early_stopping import ParetoASHA
+                scheduler = ParetoASHA(grace=es.grace_epochs, reduction_factor=es.reduction_factor, max_t=epochs)
+            else:  # Ray Tune's ASHA on validation top-1 alone
+                scheduler = ASHAScheduler(time_attr="epoch", metric="val_top1", mode="max", max_t=epochs,
+                                          grace_period=es.grace_epochs, reduction_factor=es.reduction_factor)
         trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
                                         {"cpu": ex.cpus_per_trial, "gpu": ex.gpus_per_trial})
         from ray.tune import FailureConfig, RunConfig, TuneConfig, Tuner
@@ -633,7 +637,13 @@ def software_versions() -> dict[str, str]:
 
 def _format_summary(summary: SearchSummary, table: Any, study: Study) -> str:
     lines = ["", f"search finished in {summary.wall_s / 60:.1f} min: " +
-             ", ".join(f"{k} {v}" for k, v in summary.counts.items()), ""]
+             ", ".join(f"{k} {v}" for k, v in summary.counts.items())]
+    saved = summary.extra.get("savings", {})
+    if saved.get("epochs_saved"):
+        lines.append(f"early stopping and the latency pre-filter saved {saved['epochs_saved']:.0f} of "
+                     f"{saved['epochs_saved'] + saved['epochs_trained']:.0f} trial-epochs "
+                     f"({saved['share_saved']:.0%})")
+    lines.append("")
     front = front_table(table, study.metric_names, study.directions)
     if len(front):
         lines.append(f"Pareto front ({len(front)} architectures):")

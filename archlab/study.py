@@ -90,9 +90,9 @@ class LatencyTarget:
 
 @dataclass(frozen=True, slots=True)
 class EarlyStopping:
-    """ASHA on validation top-1 (Ray Tune's scheduler) and a latency pre-filter against the current front."""
+    """Successive halving on validation top-1 (Pareto-aware, or Ray's ASHA) and a latency pre-filter."""
 
-    scheduler: str = "asha"          # asha | none
+    scheduler: str = "pareto_asha"   # pareto_asha | asha | none
     grace_epochs: int = 1
     reduction_factor: float = 2.0
     latency_skip: float | None = 1.5  # skip when latency > factor x the latency of the front's best-top-1 point
@@ -258,9 +258,9 @@ def _parse(data: Any, file: Path | None) -> Study:
 
     es = _keys(data.get("early_stopping", {}) or {}, {"scheduler", "grace_epochs", "reduction_factor",
                                                        "latency_skip"}, "early_stopping")
-    scheduler = es.get("scheduler", "asha")
-    if scheduler not in ("asha", "none"):
-        raise SpecError("early_stopping.scheduler", "must be asha or none", scheduler)
+    scheduler = es.get("scheduler", "pareto_asha")
+    if scheduler not in ("pareto_asha", "asha", "none"):
+        raise SpecError("early_stopping.scheduler", "must be pareto_asha, asha or none", scheduler)
     early = EarlyStopping(scheduler=scheduler,
                           grace_epochs=_number(es, "grace_epochs", "early_stopping", kind=int, low=1, default=1),
                           reduction_factor=_number(es, "reduction_factor", "early_stopping", low=1.01, default=2.0),
