@@ -25,7 +25,8 @@ from archlab.errors import ArchlabError
 from archlab.results import (STATE_ATTR, front_table, load_trials, summary_dict, write_table)
 from archlab.study import Study, load_study
 
-__all__ = ["RunFolder", "SearchSummary", "TrialSettings", "make_sampler", "run_search"]
+__all__ = ["RunFolder", "SearchSummary", "TrialSettings", "make_sampler", "run_search", "software_versions",
+           "write_run_report"]
 
 CONST = "archlab_"  # prefix of the constants the searcher adds to a trial's config (never a search dimension)
 FAULTS_ENV = "ARCHLAB_INJECT_FAULTS"  # "N:raise,M:nan,K:die" by trial number: the fault-path tests use it
@@ -536,7 +537,7 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     summary = summary_dict(table, study.metric_names, study.directions, max_epochs=study.budget.get("epochs"))
     summary.update(wall_s=wall, infeasible_rejected=engine.infeasible, run_dir=str(run.path))
     _atomic_write(run.path / "summary.json", json.dumps(summary, indent=2, default=str))
-    report = _write_report(run.path)
+    report = write_run_report(run.path)
     result = SearchSummary(run_dir=run.path, trials_run=len(table), counts=summary["counts"],
                            front=summary["front"], wall_s=wall, report=report, extra={"unfinished": unfinished, "savings": summary["savings"]})
     if not quiet:
@@ -611,7 +612,7 @@ def _tune(study: Study, run: RunFolder, engine: _Engine, storage: str, remaining
             ray.shutdown()
 
 
-def _write_report(run_dir: Path) -> Path | None:
+def write_run_report(run_dir: Path) -> Path | None:
     """The HTML report of the run; a failure here is reported but never loses the finished search."""
     from archlab.report import write_report
     try:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+from pathlib import Path
 
 from archlab.errors import ArchlabError
 
@@ -45,4 +47,9 @@ def _run_ablate(args: argparse.Namespace) -> int:
         print(json.dumps(report.steps_json(), indent=2))
     else:
         print(format_report(report))
+    if report.out:
+        from archlab.search import write_run_report  # the same guarded writer the search uses
+        html = write_run_report(Path(report.out))
+        if html:
+            print(f"report: {html}", file=sys.stderr if args.json else sys.stdout)
     return 0
