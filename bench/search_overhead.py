@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 from archlab.results import load_table
@@ -35,13 +34,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("study", nargs="?", default="studies/mobile_frontier.yaml")
     parser.add_argument("--trials", type=int, default=None)
+    parser.add_argument("--run", default=None, help="measure an existing run folder of STUDY instead of running it")
     args = parser.parse_args()
     study = load_study(args.study)
-    out = Path(tempfile.mkdtemp(prefix="archlab-overhead-")) / "run"
-    start = time.time()
-    run_search(args.study, trials=args.trials, out=out, quiet=True)
+    if args.run:
+        out = Path(args.run)
+    else:
+        out = Path(tempfile.mkdtemp(prefix="archlab-overhead-")) / "run"
+        run_search(args.study, trials=args.trials, out=out, quiet=True)
     figures = overhead(out, study.execution.concurrent)
-    figures["process_wall_s"] = time.time() - start
     print(f"{figures['trials']} trials in {figures['wall_s']:.0f} s on {figures['slots']} slots: trial work "
           f"{figures['trial_work_s']:.0f} s, engine overhead {figures['overhead']:.1%} (goal <= {GOAL:.0%})")
     print(f"written {write_result('search_overhead', {**figures, 'goal': GOAL, 'study': args.study, 'run': str(out)})}")
