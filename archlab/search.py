@@ -29,7 +29,8 @@ __all__ = ["RunFolder", "SearchSummary", "TrialSettings", "make_sampler", "run_s
            "write_run_report"]
 
 CONST = "archlab_"  # prefix of the constants the searcher adds to a trial's config (never a search dimension)
-FAULTS_ENV = "ARCHLAB_INJECT_FAULTS"  # "N:raise,M:nan,K:die" by trial number: the fault-path tests use it
+FAULTS_ENV = "ARCHLAB_INJECT_FAULTS"
+LATENCY_SKIP_MIN_COMPLETE = 5  # completed trials before the latency pre-filter starts skipping  # "N:raise,M:nan,K:die" by trial number: the fault-path tests use it
 
 
 # --- the run folder -----------------------------------------------------------------------------------
@@ -342,7 +343,7 @@ class _Engine:
             return None
         from optuna.trial import TrialState
         done = self.optuna_study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if not done:
+        if len(done) < LATENCY_SKIP_MIN_COMPLETE:  # an early front is too thin to judge against
             return None
         i_top, i_lat = self.study.metric_names.index("top1"), self.study.metric_names.index("latency_ms")
         best = max(done, key=lambda t: (t.values[i_top], -t.values[i_lat]))
