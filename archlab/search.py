@@ -600,7 +600,8 @@ def _tune(study: Study, run: RunFolder, engine: _Engine, storage: str, remaining
             trainable,
             tune_config=TuneConfig(search_alg=searcher, scheduler=scheduler,
                                    num_samples=-1 if remaining is None else remaining,
-                                   max_concurrent_trials=ex.concurrent, time_budget_s=time_left),
+                                   max_concurrent_trials=ex.concurrent, time_budget_s=time_left,
+                                   reuse_actors=True),  # a warm worker keeps torch, the data and the space
             run_config=RunConfig(name="tune", storage_path=str((run.path / "ray").resolve()), verbose=0,
                                  failure_config=FailureConfig(max_failures=ex.max_failures),
                                  callbacks=[_progress_callback(engine)], log_to_file=True))
