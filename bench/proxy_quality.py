@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import multiprocessing as mp
+import os
 import statistics
 import time
 from pathlib import Path
@@ -149,7 +150,7 @@ def main() -> None:
     fits = [n for n, r in results.items() if r["search12_projected_s"] <= SEARCH_GOAL_S]
     ranks = [n for n in fits if r_ok(results[n])]
     pick = min(ranks or fits or list(results), key=lambda n: results[n]["trial_s_mean"])
-    summary = {"architectures": source, "arch_ids": [s.arch_id for s in specs], "budgets": results,
+    summary = {"load_average_at_end": os.getloadavg(), "architectures": source, "arch_ids": [s.arch_id for s in specs], "budgets": results,
                "reference": reference, "recommended": {"name": pick, **BUDGETS.get(pick, {})},
                "goal": {"seeds_spearman": SPEARMAN_GOAL, "search12_s": SEARCH_GOAL_S}}
     print(f"recommended default proxy budget: {pick} {BUDGETS.get(pick)}")
