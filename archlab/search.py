@@ -528,7 +528,16 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     if (remaining is None or remaining > 0) and (time_left is None or time_left > 0):
         _tune(study, run, engine, storage, remaining, time_left, data.num_classes)
     from optuna.trial import TrialState
-    unfinished = len(optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+    running = optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    if deadline is not None and time.time() >= deadline - 1.0:
+        # the time budget ended these trials: stopped, not interrupted (a resume would not re-run them)
+        for t in running:
+            optuna_study._storage.set_trial_user_attr(t._trial_id, STATE_ATTR, "stopped")
+            optuna_study._storage.set_trial_user_attr(t._trial_id, "error", "stopped by the study's time budget")
+            optuna_study._storage.set_trial_state_values(t._trial_id, TrialState.PRUNED)
+            engine.counts["stopped"] += 1
+        running = []
+    unfinished = len(running)
     wall = time.time() - start
     state = run.read_state()  # _tune added the Ray cluster's description
     state["elapsed_s"] = elapsed_before + wall
