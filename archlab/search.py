@@ -180,7 +180,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         data = load_data(settings.dataset["name"], img_size=settings.dataset["img_size"],
                          in_chans=settings.in_chans, root=settings.dataset.get("root"),
                          val_fraction=settings.dataset["val_fraction"], seed=settings.seed,
-                         limit=settings.dataset.get("limit"))
+                         limit=settings.dataset.get("limit"), val_limit=settings.dataset.get("val_limit"))
 
         def on_epoch(report: Any) -> None:
             if report.last:
@@ -494,7 +494,8 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     from archlab.data import load_data
     ds = study.dataset
     data = load_data(ds.name, img_size=ds.img_size, in_chans=_dataset_chans(ds.name), root=ds.root,
-                     val_fraction=ds.val_fraction, seed=study.seed, limit=ds.limit)  # fails early if absent
+                     val_fraction=ds.val_fraction, seed=study.seed, limit=ds.limit,
+                     val_limit=ds.val_limit)  # fails early if the data is absent
     if not resume:
         run.create(study)
     space = _space(str(run.space_file.resolve()))

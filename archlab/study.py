@@ -65,6 +65,7 @@ class DatasetConfig:
     name: str = "fashion_mnist"
     img_size: int = 32
     limit: int | None = None         # training images used per trial (None: all)
+    val_limit: int | None = None     # validation images evaluated after each epoch (None: the whole split)
     val_fraction: float = 0.1
     root: str | None = None
 
@@ -212,7 +213,7 @@ def _parse(data: Any, file: Path | None) -> Study:
     if not space_path.exists():
         raise SpecError("space", f"names a file that does not exist ({space_path})", space)
 
-    ds = _keys(data.get("dataset", {}), {"name", "img_size", "limit", "val_fraction", "root"}, "dataset")
+    ds = _keys(data.get("dataset", {}), {"name", "img_size", "limit", "val_limit", "val_fraction", "root"}, "dataset")
     ds_name = ds.get("name", "fashion_mnist")
     from archlab.data import DATASETS  # the registry of loadable datasets is the list of valid names
     if ds_name not in DATASETS:
@@ -220,6 +221,7 @@ def _parse(data: Any, file: Path | None) -> Study:
                         did_you_mean(str(ds_name), DATASETS.names(), list_valid=False), ds_name)
     dataset = DatasetConfig(name=ds_name, img_size=_number(ds, "img_size", "dataset", kind=int, low=8, default=32),
                             limit=_number(ds, "limit", "dataset", kind=int, low=10),
+                            val_limit=_number(ds, "val_limit", "dataset", kind=int, low=10),
                             val_fraction=_number(ds, "val_fraction", "dataset", low=0.01, high=0.9, default=0.1),
                             root=ds.get("root"))
 
