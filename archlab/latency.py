@@ -224,7 +224,7 @@ class LatencyResult:
     median_ms: float
     p90_ms: float
     cv: float                        # std / mean of the samples
-    repeats: int                     # samples after warm-up
+    repeats: int                     # samples the statistics use (after warm-up, preempted ones dropped)
     batch: int
     img_size: int
     device: str
@@ -233,6 +233,7 @@ class LatencyResult:
     mean_ms: float = 0.0
     min_ms: float = 0.0
     inner: int = 1                   # inferences per timed sample (tiny models are timed in groups)
+    dropped: int = 0                 # single-thread samples during which the thread lost the CPU
     warmup_runs: int = 0
     converged: bool = True           # False: stopped by the time cap before the median was stable
     rel_ci: float = 0.0              # half-width of the median's 95% CI over the median
@@ -425,7 +426,7 @@ def measure_latency(model_or_spec: ArchSpec | nn.Module, *, batch: int = 1, img_
         if cuda:
             torch.cuda.synchronize(device)
         result = _time(run, cuda=cuda, device=device, max_seconds=max_seconds, min_repeats=min_repeats,
-                       rel_precision=rel_precision, lock=lock, lock_dir=lock_dir)
+                       rel_precision=rel_precision, lock=lock, lock_dir=lock_dir, single_thread=threads == 1)
     finally:
         torch.set_num_threads(old_threads)
     result = LatencyResult(batch=batch, img_size=size, device=device, threads=threads, backend=backend,
@@ -436,11 +437,19 @@ def measure_latency(model_or_spec: ArchSpec | nn.Module, *, batch: int = 1, img_
     return result
 
 
+PREEMPTED = 0.05  # a single-thread sample whose wall time exceeds its thread CPU time by 5% lost the CPU
+
+
 def _time(run: Runner, *, cuda: bool, device: str, max_seconds: float, min_repeats: int, rel_precision: float,
-          lock: bool, lock_dir: str | Path | None) -> dict[str, Any]:
-    """Warm up and sample `run`; the statistics as LatencyResult fields."""
-    def clock(k: int) -> float:
-        """Milliseconds per run over `k` back-to-back runs."""
+          lock: bool, lock_dir: str | Path | None, single_thread: bool) -> dict[str, Any]:
+    """Warm up and sample `run`; the statistics as LatencyResult fields.
+
+    With one CPU thread the work runs on the calling thread, so wall time minus that thread's CPU time is the
+    time it was descheduled: such samples measure the machine's other load, not the model, and are dropped
+    (all are kept if fewer than 3 stay clean, e.g. a machine loaded beyond its cores throughout).
+    """
+    def clock(k: int) -> tuple[float, bool]:
+        """Milliseconds per run over `k` back-to-back runs, and whether the sample is clean."""
         if cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
@@ -448,11 +457,12 @@ def _time(run: Runner, *, cuda: bool, device: str, max_seconds: float, min_repea
                 run()
             end.record()
             end.synchronize()
-            return start.elapsed_time(end) / k
-        t0 = time.perf_counter()
+            return start.elapsed_time(end) / k, True
+        c0, t0 = time.thread_time(), time.perf_counter()
         for _ in range(k):
             run()
-        return (time.perf_counter() - t0) * 1e3 / k
+        wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
+        return wall * 1e3 / k, not single_thread or wall - cpu <= PREEMPTED * wall
 
     guard = measurement_lock(lock_dir) if lock else _no_lock()
     with guard as waited:
@@ -460,33 +470,39 @@ def _time(run: Runner, *, cuda: bool, device: str, max_seconds: float, min_repea
         warm_s = min(0.5, 0.1 * max_seconds)
         warm, warm_ms = 0, []
         while warm < 3 or time.perf_counter() - t_start < warm_s:
-            warm_ms.append(clock(1))
+            warm_ms.append(clock(1)[0])
             warm += 1
             if time.perf_counter() - t_start > max_seconds / 2:
                 break
         inner = max(1, math.ceil(1.0 / max(min(warm_ms[-3:]), 1e-6)))  # >= 1 ms per sample
-        samples: list[float] = []
+        samples: list[float] = []      # every sample
+        clean: list[float] = []        # samples that kept the CPU throughout
         rel, converged = float("inf"), False
         while True:
-            samples.append(clock(inner))
-            n = len(samples)
-            if n >= min_repeats and (n < 50 or n % max(1, n // 20) == 0):
-                rel = _median_rel_ci(samples)
+            ms, ok = clock(inner)
+            samples.append(ms)
+            if ok:
+                clean.append(ms)
+            n = len(clean)
+            if ok and n >= min_repeats and (n < 50 or n % max(1, n // 20) == 0):
+                rel = _median_rel_ci(clean)
                 if rel <= rel_precision:
                     converged = True
                     break
-            if time.perf_counter() - t_start > max_seconds and n >= 3:
-                rel = _median_rel_ci(samples)
-                converged = n >= min_repeats and rel <= rel_precision
+            if time.perf_counter() - t_start > max_seconds and len(samples) >= 3:
                 break
-            if n >= 100_000:
+            if len(samples) >= 100_000:
                 break
         wall = time.perf_counter() - t_start
-    mean = statistics.fmean(samples)
-    std = statistics.stdev(samples) if len(samples) > 1 else 0.0
-    return dict(median_ms=statistics.median(samples), p90_ms=_percentile(samples, 0.9), cv=std / mean if mean else 0.0,
-                repeats=len(samples), mean_ms=mean, min_ms=min(samples), inner=inner, warmup_runs=warm,
-                converged=converged, rel_ci=rel, wall_s=wall, lock_wait_s=waited)
+    used = clean if len(clean) >= 3 else samples
+    if not converged:
+        rel = _median_rel_ci(used)
+        converged = len(used) >= min_repeats and rel <= rel_precision
+    mean = statistics.fmean(used)
+    std = statistics.stdev(used) if len(used) > 1 else 0.0
+    return dict(median_ms=statistics.median(used), p90_ms=_percentile(used, 0.9), cv=std / mean if mean else 0.0,
+                repeats=len(used), dropped=len(samples) - len(used), mean_ms=mean, min_ms=min(used), inner=inner,
+                warmup_runs=warm, converged=converged, rel_ci=rel, wall_s=wall, lock_wait_s=waited)
 
 
 @contextmanager

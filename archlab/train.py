@@ -123,7 +123,7 @@ class TrainResult:
 # --- memory layout --------------------------------------------------------------------------------------
 
 _LAYOUTS: dict[str, str] = {}
-_PROBE_BATCH = 32      # probe batches are capped: the slow layout can be 30x slower, and 32 images show it
+_PROBE_BATCH = 32      # first probe pass: the slow layout can be 30x slower, and 32 images show it
 
 
 def _layout_store() -> JsonStore:
@@ -162,7 +162,7 @@ def choose_memory_format(spec: ArchSpec, *, device: str = "cpu", batch: int = 12
             return hit, {}
         with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
             torch.manual_seed(0)
-            times = _probe(spec, device, min(batch, _PROBE_BATCH))
+            times = _probe(spec, device, batch)
         best = "channels_last" if times["channels_last"] < 0.95 * times["contiguous"] else "contiguous"
         if use_cache:
             _LAYOUTS[key] = best
@@ -170,29 +170,37 @@ def choose_memory_format(spec: ArchSpec, *, device: str = "cpu", batch: int = 12
     return best, times
 
 
-def _probe(spec: ArchSpec, device: str, batch: int, rounds: int = 3) -> dict[str, float]:
-    """Best seconds per training step in each layout, the layouts' steps interleaved after one warm-up each.
+def _probe(spec: ArchSpec, device: str, batch: int, rounds: int = 2) -> dict[str, float]:
+    """Best seconds per training step in each layout (per `batch` images), steps of the layouts interleaved.
 
-    A layout whose warm-up and first timed step are both over 3x the other's stops being timed: at 30x slower
-    (depthwise convs in channels_last on some CPUs) every extra step would cost seconds.
+    First a cheap pass at batch min(batch, 32): a layout over 2x slower there is settled at once, since at 30x
+    slower (depthwise convs in channels_last on some CPUs) a full-batch step would cost seconds. A closer call
+    is timed again at the real batch, where the two layouts cost about the same, after one warm-up step each.
     """
     cuda = device.startswith("cuda")
-    steps: dict[str, Callable[[], float]] = {}
-    for name, fmt in MEMORY_FORMATS.items():
-        model = build_model(spec).to(device=device, memory_format=fmt).train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.0, momentum=0.9)
-        x = torch.randn(batch, spec.in_chans, spec.img_size, spec.img_size, device=device)
-        y = torch.randint(0, spec.num_classes, (batch,), device=device)
-        steps[name] = _probe_step(model, opt, x.contiguous(memory_format=fmt), y, device if cuda else None)
-    warm = {name: step() for name, step in steps.items()}
-    times = {name: math.inf for name in steps}
-    for r in range(rounds):
-        for name, step in steps.items():
-            other = min(t for n, t in times.items() if n != name)
-            if r > 0 and times[name] > 3 * other and warm[name] > 3 * warm[min(warm, key=warm.get)]:
-                continue  # clearly slower: no need to pay for more of its steps
-            times[name] = min(times[name], step())
-    return times
+    models = {name: build_model(spec).to(device=device, memory_format=fmt).train()
+              for name, fmt in MEMORY_FORMATS.items()}
+
+    def timings(n: int, rounds: int) -> dict[str, float]:
+        steps = {}
+        for name, fmt in MEMORY_FORMATS.items():
+            opt = torch.optim.SGD(models[name].parameters(), lr=0.0, momentum=0.9)
+            x = torch.randn(n, spec.in_chans, spec.img_size, spec.img_size, device=device)
+            y = torch.randint(0, spec.num_classes, (n,), device=device)
+            steps[name] = _probe_step(models[name], opt, x.contiguous(memory_format=fmt), y, device if cuda else None)
+        for step in steps.values():
+            step()  # warm-up: allocations and kernel selection for this shape
+        times = {name: math.inf for name in steps}
+        for _ in range(rounds):
+            for name, step in steps.items():
+                times[name] = min(times[name], step())
+        return {name: t * batch / n for name, t in times.items()}
+
+    small = min(batch, _PROBE_BATCH)
+    times = timings(small, 1)
+    if small == batch or max(times.values()) > 2 * min(times.values()):
+        return times
+    return timings(batch, rounds)
 
 
 def _probe_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,

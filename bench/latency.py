@@ -3,9 +3,11 @@
 1. Repeatability: 5 zoo networks at 224 px, batch 1, 1 thread, each measured 10 times by `measure_latency`;
    the coefficient of variation of the 10 medians (goal <= 3%). ONNX Runtime medians are recorded beside them.
 2. Training beside it: 10 architectures of the mobile space at the default study's 32 px / 1 channel are
-   measured alone, then while another process trains (1 thread each, 2 cores) and yields to the measurement
-   lock (archlab's default), then while it trains ignoring the lock. Spearman rank correlation of each with the
-   alone ranking (goal >= 0.98 with the lock) and the median slow-down.
+   measured alone, while another process trains (1 thread each, 2 cores) and yields to the measurement lock
+   (archlab's default), and while it trains ignoring the lock; the three alternate (--cycles). Spearman rank
+   correlation of each with the alone ranking (goal >= 0.98 with the lock), the median slow-down, and the
+   alone-vs-alone agreement between cycles (the machine's own noise floor). Every measurement uses the
+   machine-wide default lock, so other archlab trainers on the machine pause too, as in a search.
 Run: .venv/bin/python -m bench.latency [--repeats 10]   (writes bench/results/latency.json)
 """
 from __future__ import annotations
@@ -64,24 +66,16 @@ def repeatability(repeats: int, max_seconds: float) -> dict[str, Any]:
     return {"networks": rows, "max_cv": max(r["cv"] for r in rows.values()), "goal": CV_GOAL}
 
 
-def _measure_all(specs: list[Any], lock_dir: str, max_seconds: float) -> list[float]:
+def _measure_all(specs: list[Any], max_seconds: float) -> list[float]:
     from archlab.latency import measure_latency
-    return [measure_latency(s, threads=1, max_seconds=max_seconds, lock_dir=lock_dir).median_ms for s in specs]
+    return [measure_latency(s, threads=1, max_seconds=max_seconds).median_ms for s in specs]
 
 
-def beside_training(max_seconds: float) -> dict[str, Any]:
-    """Latency ranks of 10 mobile-space points: alone, beside a yielding trainer, beside a non-yielding one."""
-    from scipy.stats import spearmanr
-
-    from archlab.space import load_space
-    specs = [s for _, s in load_space("search_spaces/mobile.yaml").sample(10, seed=1, img_size=32, in_chans=1,
-                                                                            num_classes=10)]
-    lock_dir = tempfile.mkdtemp(prefix="archlab-bench-locks-")
-    results: dict[str, list[float]] = {"alone": _measure_all(specs, lock_dir, max_seconds)}
-    for mode in ("yield", "ignore"):
-        marker = Path(lock_dir) / f"started-{mode}"
-        env = {**os.environ, "ARCHLAB_LOCK_DIR": lock_dir}
-        proc = subprocess.Popen([sys.executable, "-c", TRAINER, str(marker), mode], env=env)
+def _with_trainer(mode: str, specs: list[Any], max_seconds: float) -> list[float]:
+    """Medians measured while a background process trains, yielding to the lock (`yield`) or not (`ignore`)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        marker = Path(tmp) / "started"
+        proc = subprocess.Popen([sys.executable, "-c", TRAINER, str(marker), mode])
         try:
             deadline = time.time() + 120
             while not marker.exists() and time.time() < deadline and proc.poll() is None:
@@ -89,16 +83,39 @@ def beside_training(max_seconds: float) -> dict[str, Any]:
             if not marker.exists():
                 raise RuntimeError(f"the background trainer did not start (exit code {proc.poll()})")
             time.sleep(3)  # past the layout choice and into steady training
-            results[f"training_{mode}"] = _measure_all(specs, lock_dir, max_seconds)
+            return _measure_all(specs, max_seconds)
         finally:
             proc.terminate()
             proc.wait(30)
-    alone = results["alone"]
-    out: dict[str, Any] = {"arch_ids": [s.arch_id for s in specs], "latency_ms": results, "goal": SPEARMAN_GOAL}
+
+
+def beside_training(max_seconds: float, cycles: int) -> dict[str, Any]:
+    """Latency ranks of 10 mobile-space points: alone, beside a yielding trainer, beside a non-yielding one.
+
+    The three conditions alternate `cycles` times and each point's median over cycles is compared, so a change
+    in the machine's other load hits every condition; alone-vs-alone agreement between cycles is the noise floor.
+    """
+    from scipy.stats import spearmanr
+
+    from archlab.space import load_space
+    specs = [s for _, s in load_space("search_spaces/mobile.yaml").sample(10, seed=1, img_size=32, in_chans=1,
+                                                                            num_classes=10)]
+    modes = ("alone", "yield", "ignore")
+    runs: dict[str, list[list[float]]] = {m: [] for m in modes}
+    for cycle in range(cycles):
+        for mode in modes:
+            runs[mode].append(_measure_all(specs, max_seconds) if mode == "alone" else
+                              _with_trainer(mode, specs, max_seconds))
+        print(f"  cycle {cycle + 1}/{cycles} done", flush=True)
+    med = {m: [statistics.median(c[i] for c in runs[m]) for i in range(len(specs))] for m in modes}
+    out: dict[str, Any] = {"arch_ids": [s.arch_id for s in specs], "cycles": cycles, "latency_ms": runs,
+                           "median_latency_ms": med, "goal": SPEARMAN_GOAL}
+    floor = [float(spearmanr(a, b).statistic) for i, a in enumerate(runs["alone"]) for b in runs["alone"][i + 1:]]
+    out["spearman_alone_vs_alone"] = floor
+    print(f"  noise floor: alone vs alone (between cycles) Spearman {', '.join(f'{x:.3f}' for x in floor)}")
     for mode in ("yield", "ignore"):
-        other = results[f"training_{mode}"]
-        out[f"spearman_{mode}"] = float(spearmanr(alone, other).statistic)
-        out[f"slowdown_{mode}"] = statistics.median(b / a for a, b in zip(alone, other))
+        out[f"spearman_{mode}"] = float(spearmanr(med["alone"], med[mode]).statistic)
+        out[f"slowdown_{mode}"] = statistics.median(b / a for a, b in zip(med["alone"], med[mode]))
         print(f"  beside a trainer that {'yields to' if mode == 'yield' else 'ignores'} the lock: Spearman "
               f"{out[f'spearman_{mode}']:.3f} vs alone, median slow-down {out[f'slowdown_{mode}']:.2f}x", flush=True)
     return out
@@ -109,6 +126,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--max-seconds", type=float, default=3.0, help="time cap per measurement")
+    parser.add_argument("--cycles", type=int, default=3, help="alternations of alone / yielding / ignoring")
     parser.add_argument("--skip-cv", action="store_true")
     parser.add_argument("--skip-beside", action="store_true")
     args = parser.parse_args()
@@ -119,7 +137,7 @@ def main() -> None:
         out["repeatability"] = repeatability(args.repeats, args.max_seconds)
     if not args.skip_beside:
         print("latency beside training (mobile space at 32 px, batch 1, 1 thread):")
-        out["beside_training"] = beside_training(args.max_seconds)
+        out["beside_training"] = beside_training(args.max_seconds, args.cycles)
     out["load_average_at_end"] = os.getloadavg()
     print(f"written {write_result('latency', out)}")
 
