@@ -4,7 +4,8 @@ or CUDA (events + synchronisation), guarded against training running beside it, 
 NAS papers often stand in FLOPs or a latency predictor for latency (MnasNet, Tan et al. 2019, measured on
 phones instead; FBNet, Wu et al. 2019, used a lookup table). archlab measures: the stopping rule is a
 distribution-free 95% confidence interval of the median (order statistics, Hollander and Wolfe), narrower
-than `rel_precision` of it, or a time cap. While a measurement runs it holds an exclusive inter-process
+than `rel_precision` of it, or a time cap; on one thread, samples during which the thread lost the CPU to
+other load are dropped. While a measurement runs it holds an exclusive inter-process
 lock; trainers (`archlab.train`) pass a `MeasurementGate` between steps and pause while the lock is held, so
 parallel Ray trials do not corrupt each other's numbers (docs/measurement.md gives the protocol and the bench
 figure).

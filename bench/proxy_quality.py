@@ -120,7 +120,7 @@ def evaluate_budget(name: str, cfg: dict[str, Any], specs: list[Any], seeds: lis
 def main() -> None:
     """Evaluate the candidate budgets (and optionally a reference) and write the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budgets", default=",".join(BUDGETS), help="comma-separated names of BUDGETS")
+    parser.add_argument("--budgets", default="s5k_e2,s10k_e1,s8k_e2", help="comma-separated names of BUDGETS")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--workers", type=int, default=SEARCH_LANES, help="trials in parallel")
     parser.add_argument("--threads", type=int, default=1, help="threads per trial")

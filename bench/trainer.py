@@ -9,7 +9,8 @@ For a small mobile-space model and a ResNet-18 (zoo spec at 32 px), on Fashion-M
 Also the achieved GFLOP/s (training ~ 3 x forward = 6 FLOPs per MAC) as a share of a float32 matmul peak
 measured in the same run. The methods alternate --repeats times; a ratio is the median of the ratios paired
 within a repeat, so load from other processes on a shared machine hits both sides.
-Run: .venv/bin/python -m bench.trainer [--threads 1] [--steps 20] [--repeats 5]   (writes bench/results/trainer.json)
+Run: .venv/bin/python -m bench.trainer [--threads 1] [--steps 20] [--repeats 5]
+(writes bench/results/trainer.json, or trainer_threads<N>.json for N > 1)
 """
 from __future__ import annotations
 
@@ -169,7 +170,8 @@ def main() -> None:
               f"{row['plain_vs_ceiling']:.0%} of the ceiling; {gflops:.1f} GFLOP/s = {row['share_of_matmul_peak']:.1%} "
               "of matmul peak", flush=True)
     out["load_average_at_end"] = os.getloadavg()
-    print(f"written {write_result('trainer', out)}")
+    name = "trainer" if args.threads == 1 else f"trainer_threads{args.threads}"
+    print(f"written {write_result(name, out)}")
 
 
 if __name__ == "__main__":

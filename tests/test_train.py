@@ -122,6 +122,7 @@ def test_learns_digits_well_above_chance(digits):
     res = train(tiny_spec(), digits, recipe=FAST, budget=Budget(epochs=4), seed=0)
     assert res.top1 > 80.0, res.history  # chance is 10%
     assert res.epochs_run == 4.0 and [h.epoch for h in res.history] == [1.0, 2.0, 3.0, 4.0]
+    assert [h.last for h in res.history] == [False, False, False, True]
     assert res.images_per_s > 0 and res.memory_format in ("contiguous", "channels_last")
     json.dumps(res.to_dict())
 
