@@ -10,6 +10,7 @@ the trials table, Pareto front and hypervolume are computed from it.
 """
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import shutil
@@ -532,7 +533,11 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     running = optuna_study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if deadline is not None and time.time() >= deadline - 1.0:
         # the time budget ended these trials: stopped, not interrupted (a resume would not re-run them)
+        now = datetime.datetime.now()
         for t in running:
+            if t.datetime_start is not None:  # the time it trained counts as trial work, not engine overhead
+                optuna_study._storage.set_trial_user_attr(t._trial_id, "trial_s",
+                                                          (now - t.datetime_start).total_seconds())
             optuna_study._storage.set_trial_user_attr(t._trial_id, STATE_ATTR, "stopped")
             optuna_study._storage.set_trial_user_attr(t._trial_id, "error", "stopped by the study's time budget")
             optuna_study._storage.set_trial_state_values(t._trial_id, TrialState.PRUNED)

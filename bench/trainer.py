@@ -1,6 +1,7 @@
 """Trainer throughput against a plain PyTorch loop and against the model-bound ceiling, measured in one run.
 
-For a small mobile-space model and a ResNet-18 (zoo spec at 32 px), on Fashion-MNIST, same batch and threads:
+For a small mobile-space model and a ResNet-18 (zoo spec at 32 px; once on the grey images as they are, once on
+grey replicated to 3 channels, the timm/torchvision default input), on Fashion-MNIST, same batch and threads:
 - plain: torchvision FashionMNIST with PIL transforms (resize, flip, to-tensor, normalise), a DataLoader with
   2 workers, the default (contiguous) layout; goal: archlab >= 1.3x of it.
 - ceiling: the same model stepping on in-memory random tensors, no data path at all, in the faster of the two
@@ -30,7 +31,7 @@ BATCH = 128
 
 
 def models() -> dict[str, Any]:
-    """The two benchmark networks at 32 px, 1 channel, 10 classes."""
+    """The benchmark networks at 32 px, 10 classes: 1 input channel, and ResNet-18 also with 3."""
     from archlab.zoo import get_spec
     try:
         from archlab.space import load_space
@@ -38,7 +39,8 @@ def models() -> dict[str, Any]:
                                                                  num_classes=10)[0][1].replace(name="mobile_sample0")
     except (ImportError, OSError, Exception):  # noqa: BLE001 - the space is another area's; fall back to the zoo
         mobile = get_spec("mobilenet_v3_small", img_size=32, in_chans=1, num_classes=10)
-    return {"mobile": mobile, "resnet18": get_spec("resnet18", img_size=32, in_chans=1, num_classes=10)}
+    return {"mobile": mobile, "resnet18": get_spec("resnet18", img_size=32, in_chans=1, num_classes=10),
+            "resnet18_rgb": get_spec("resnet18", img_size=32, in_chans=3, num_classes=10)}
 
 
 def matmul_peak_gflops(threads: int, sizes: tuple[int, ...] = (512, 1024, 2048), reps: int = 10) -> float:
@@ -89,8 +91,9 @@ def plain_loop(spec: Any, steps: int, root: str) -> float:
 
     from archlab.build import build_model
     torch.manual_seed(0)
-    tf = transforms.Compose([transforms.Resize(spec.img_size), transforms.RandomHorizontalFlip(),
-                             transforms.ToTensor(), transforms.Normalize((0.286,), (0.353,))])
+    grey = [transforms.Grayscale(num_output_channels=spec.in_chans)] if spec.in_chans > 1 else []
+    tf = transforms.Compose([*grey, transforms.Resize(spec.img_size), transforms.RandomHorizontalFlip(),
+                             transforms.ToTensor(), transforms.Normalize((0.286,) * spec.in_chans, (0.353,) * spec.in_chans)])
     loader = torch.utils.data.DataLoader(FashionMNIST(root, train=True, transform=tf), batch_size=BATCH,
                                          shuffle=True, num_workers=2, drop_last=True)
     model = build_model(spec).train()
@@ -134,7 +137,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     peak = matmul_peak_gflops(args.threads)
     root = str(_fashion_root(None))
-    data = load_data("fashion_mnist", img_size=32, in_chans=1, val_limit=500)
+    data = {c: load_data("fashion_mnist", img_size=32, in_chans=c, val_limit=500) for c in (1, 3)}
     out: dict[str, Any] = {"load_average_at_start": os.getloadavg(), "threads": args.threads, "batch": BATCH, "steps": args.steps, "matmul_peak_gflops": peak,
                            "goals": {"vs_plain": GOAL_VS_PLAIN, "vs_ceiling": GOAL_VS_CEILING}, "models": {}}
     print(f"float32 matmul peak: {peak:.1f} GFLOP/s on {args.threads} threads")
@@ -148,7 +151,7 @@ def main() -> None:
             runs["ceiling_contiguous"].append(ceiling(spec, args.steps, torch.contiguous_format))
             runs["ceiling_channels_last"].append(ceiling(spec, args.steps, torch.channels_last))
             runs["plain"].append(plain_loop(spec, args.steps, root))
-            rate, layout = archlab_trainer(spec, args.steps, data)
+            rate, layout = archlab_trainer(spec, args.steps, data[spec.in_chans])
             runs["archlab"].append(rate)
         med = {k: statistics.median(v) for k, v in runs.items()}
         best = max(med["ceiling_contiguous"], med["ceiling_channels_last"])
@@ -163,7 +166,7 @@ def main() -> None:
                "paired_ratios": paired, **{k: statistics.median(v) for k, v in paired.items()},
                "archlab_gflops": gflops, "share_of_matmul_peak": gflops / peak}
         out["models"][name] = row
-        print(f"{name} ({macs / 1e6:.1f} M MACs): archlab {med['archlab']:.0f} img/s ({layout}), plain "
+        print(f"{name} ({spec.in_chans} ch, {macs / 1e6:.1f} M MACs): archlab {med['archlab']:.0f} img/s ({layout}), plain "
               f"{med['plain']:.0f}, ceiling {best:.0f} (contiguous {med['ceiling_contiguous']:.0f}, channels_last "
               f"{med['ceiling_channels_last']:.0f}) -> {row['vs_plain']:.2f}x plain (goal >= {GOAL_VS_PLAIN}), "
               f"{row['vs_ceiling']:.2f}x ceiling (goal >= {GOAL_VS_CEILING}); plain reaches "
