@@ -1,6 +1,7 @@
 """Proxy quality: can a short training rank architectures? Seed-to-seed noise and rank agreement.
 
-8 architectures of the mobile space (search_spaces/mobile.yaml, as the default study samples them; 8 small
+8 architectures of the mobile space (search_spaces/mobile.yaml, the first seeded samples under the default
+study's MACs cap, as the default study samples them; 8 small
 inverted-residual specs of our own if the space is absent) are trained under each candidate proxy budget with
 2 seeds, 2 trials at a time on 1 thread each, as the default search runs them. Reported per budget: top-1
 per architecture and seed, the pooled seed-to-seed std of top-1, the spread of top-1 across architectures,
@@ -31,20 +32,36 @@ BUDGETS: dict[str, dict[str, Any]] = {
     "s5k_e2_28px": dict(limit=5000, val_limit=2000, epochs=2, img_size=28, recipe="proxy"),
     "s5k_e2_classic": dict(limit=5000, val_limit=2000, epochs=2, img_size=32, recipe="classic"),
 }
+DEFAULT_STUDY = Path("studies/mobile_frontier.yaml")
+
+
+def _default_budget() -> dict[str, Any]:
+    """The per-trial budget the default study trains with (its data subset, epochs, size and recipe)."""
+    from archlab.study import load_study
+    study = load_study(DEFAULT_STUDY)
+    return dict(limit=study.dataset.limit, val_limit=study.dataset.val_limit, epochs=study.budget["epochs"],
+                img_size=study.dataset.img_size, recipe=study.recipe)
+
+
+BUDGETS["default"] = _default_budget()
 REFERENCE = dict(limit=20000, val_limit=2000, epochs=3, img_size=32, recipe="proxy")
 SEARCH_TRIALS, SEARCH_LANES, SEARCH_GOAL_S = 12, 2, 15 * 60
 SPEARMAN_GOAL = 0.8
 
 
 def architectures(n: int = 8) -> tuple[str, list[Any]]:
-    """(source, specs): n seeded samples of the mobile space at 32 px / 1 channel / 10 classes."""
+    """(source, specs): the first n seeded samples of the mobile space at 32 px / 1 channel / 10 classes that the
+    default study would train (its MACs cap at that size)."""
     space_file = Path("search_spaces/mobile.yaml")
     try:
+        from archlab.complexity import complexity
         from archlab.space import load_space
+        from archlab.study import load_study
         if space_file.is_file():
             space = load_space(space_file)
-            return str(space_file), [spec for _, spec in space.sample(n, seed=0, img_size=32, in_chans=1,
-                                                                          num_classes=10)]
+            cap = load_study(DEFAULT_STUDY).constraints.get("max_macs", float("inf"))
+            drawn = [spec for _, spec in space.sample(20 * n, seed=0, img_size=32, in_chans=1, num_classes=10)]
+            return str(space_file), [s for s in drawn if complexity(s).macs <= cap][:n]
     except ImportError:
         pass
     from archlab.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
@@ -120,7 +137,8 @@ def evaluate_budget(name: str, cfg: dict[str, Any], specs: list[Any], seeds: lis
 def main() -> None:
     """Evaluate the candidate budgets (and optionally a reference) and write the figures."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budgets", default="s5k_e2,s10k_e1,s8k_e2", help="comma-separated names of BUDGETS")
+    parser.add_argument("--budgets", default="default,s5k_e2,s10k_e1", help="comma-separated names of BUDGETS "
+                        "(default: the default study's own budget)")
     parser.add_argument("--seeds", default="0,1")
     parser.add_argument("--workers", type=int, default=SEARCH_LANES, help="trials in parallel")
     parser.add_argument("--threads", type=int, default=1, help="threads per trial")
