@@ -653,7 +653,7 @@ def summarize_steps(rows: Sequence[ResolvedRow], costs: Mapping[int, Any], proxi
             macs_vs_paper=None if paper.gflops is None else cost.macs / (paper.gflops * 1e9) - 1.0,
             gflops_note=paper.gflops_note, proxy_arch_id=proxies[r.index].arch_id,
             proxy_params=proxy_costs[r.index].params, proxy_macs=proxy_costs[r.index].macs,
-            latency_ms=None if latency is None else latency.median_ms,
+            latency_ms=None if latency is None else latency.latency_ms,
             latency_p90_ms=None if latency is None else latency.p90_ms,
             latency_cv=None if latency is None else latency.cv,
             top1_mean=mean, top1_std=std, n_seeds=n, top1_seeds=tuple(top1[r.index]), delta=delta, delta_se=delta_se,

@@ -21,7 +21,8 @@ __all__ = ["STATE_ATTR", "TABLE_STATES", "front_table", "hypervolume_table", "lo
 
 STATE_ATTR = "archlab_state"  # user attribute holding archlab's outcome of a trial
 TABLE_STATES = ("complete", "stopped", "skipped", "failed", "interrupted")
-_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_p90_ms", "latency_cv", "latency_repeats", "top1",
+_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms", "latency_cv",
+          "latency_repeats", "top1",
           "top1_partial", "epochs_run", "trial_s", "train_s", "images_per_s", "paused_s", "node_id", "hostname",
           "error")
 

@@ -152,3 +152,41 @@ def test_training_inside_a_held_lock_does_not_deadlock(tmp_path):
         with gate.step():  # the same thread holds the lock: the step must not wait for itself
             pass
     gate.close()
+
+
+def _busy(ms: float) -> None:
+    end = time.perf_counter() + ms / 1e3
+    while time.perf_counter() < end:  # busy, not asleep: a sleeping sample would count as preempted
+        pass
+
+
+def test_reference_ratio_cancels_a_change_of_machine_speed():
+    from archlab.latency import _time
+    speed = {"factor": 1.0}
+
+    def model() -> None:
+        _busy(3.0 * speed["factor"])
+
+    def reference() -> None:
+        _busy(1.5 * speed["factor"])
+
+    runs = []
+    for factor in (1.0, 1.6):  # the machine slows down by 60% between two measurements of the same model
+        speed["factor"] = factor
+        runs.append(_time(model, cuda=False, device="cpu", max_seconds=0.6, min_repeats=10, rel_precision=0.01,
+                          lock=False, lock_dir=None, single_thread=True, reference=reference))
+    assert runs[1]["median_ms"] > 1.4 * runs[0]["median_ms"]
+    assert runs[0]["ratio"] == pytest.approx(2.0, rel=0.1) and runs[1]["ratio"] == pytest.approx(2.0, rel=0.1)
+    assert runs[0]["ref_ms"] == pytest.approx(1.5, rel=0.2)
+
+
+def test_drift_corrected_latency_on_cpu_and_the_stored_nominal(tmp_path):
+    from archlab.latency import nominal_reference_ms
+    r = measure_latency(tiny_spec(), threads=1, max_seconds=1.0)
+    assert r.nominal_ms is not None and r.ref_ms is not None and r.latency_ms == r.nominal_ms
+    # the correction rescales by the machine's drift, not by orders of magnitude
+    assert 0.3 * r.median_ms < r.nominal_ms < 3 * r.median_ms
+    stored = json.loads((tmp_path / "locks" / "reference_kernel.json").read_text())
+    assert list(stored.values()) == [nominal_reference_ms(1)]
+    off = measure_latency(tiny_spec(), threads=1, max_seconds=0.5, reference=False)
+    assert off.nominal_ms is None and off.ref_ms is None and off.latency_ms == off.median_ms

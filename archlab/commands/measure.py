@@ -89,7 +89,9 @@ def _run_latency(args: argparse.Namespace) -> int:
         rows.append(result.to_dict())
         if not args.json:
             flag = " (cached)" if result.cached else "" if result.converged else " (time cap: not converged)"
-            print(f"{spec.name or spec.arch_id:24s} {result.median_ms:9.3f} ms median  p90 {result.p90_ms:9.3f} ms  "
+            nominal = "" if result.nominal_ms is None else f"  drift-corrected {result.nominal_ms:9.3f} ms"
+            print(f"{spec.name or spec.arch_id:24s} {result.median_ms:9.3f} ms median{nominal}  "
+                  f"p90 {result.p90_ms:9.3f} ms  "
                   f"cv {100 * result.cv:5.1f}%  n={result.repeats}  batch {result.batch}  "
                   f"{result.in_chans}x{result.img_size}x{result.img_size}  {result.device} {result.threads} thr  "
                   f"{result.backend}{flag}")
