@@ -83,7 +83,7 @@ def test_validator_loaders_may_be_named_by_module_path():
 def test_space_describe(capsys):
     assert main(["space", "describe", MOBILE]) == 0
     out = capsys.readouterr().out
-    assert "search space mobile" in out and "size: 10^17.28 points" in out
+    assert "search space mobile" in out and "size: 10^17.29 points" in out
     assert "stage4.width         {96, 112, 128}            stage4.depth > 0" in out
     assert "mobilenet_v2 (zoo network): 3.5M params, 301M MACs at 224 px" in out
     assert main(["space", "describe", MOBILE, "--json", "--img-size", "32", "--in-chans", "1",
