@@ -275,11 +275,11 @@ class LatencyCache:
 
     @staticmethod
     def key(*, arch_id: str, device: str, device_name: str, stack: str, threads: int, batch: int, img_size: int,
-            in_chans: int, backend: str, memory_format: str) -> str:
-        """The cache key: every field that changes a latency."""
+            in_chans: int, backend: str, memory_format: str, reference: bool = False) -> str:
+        """The cache key: every field that changes a latency, and whether it carries the drift correction."""
         return "|".join(str(v) for v in (arch_id, device, device_name, stack, f"threads={threads}",
                                           f"batch={batch}", f"{in_chans}x{img_size}x{img_size}", backend,
-                                          memory_format))
+                                          memory_format, *(["reference"] if reference else [])))
 
     def get(self, key: str) -> LatencyResult | None:
         """The cached result for `key`, marked cached, or None."""
@@ -474,11 +474,12 @@ def measure_latency(model_or_spec: ArchSpec | nn.Module, *, batch: int = 1, img_
     old_threads = torch.get_num_threads()
     threads = threads or old_threads
     dev_name, stack = device_name(device), software_stack(backend)
+    use_ref = not cuda and reference is not False  # CUDA events are not subject to the CPU's drift
     key = None
     if cache is not None and arch_id is not None:
         key = LatencyCache.key(arch_id=arch_id, device=device, device_name=dev_name, stack=stack, threads=threads,
                                batch=batch, img_size=size, in_chans=chans, backend=backend,
-                               memory_format=memory_format)
+                               memory_format=memory_format, reference=use_ref)
         hit = cache.get(key)
         if hit is not None:
             return hit
@@ -492,7 +493,6 @@ def measure_latency(model_or_spec: ArchSpec | nn.Module, *, batch: int = 1, img_
         run()  # first call (allocations, lazy init) outside the lock: it is not a measurement
         if cuda:
             torch.cuda.synchronize(device)
-        use_ref = (not cuda) if reference is None else (reference and not cuda)
         nominal = nominal_reference_ms(threads, lock_dir) if use_ref else None
         result = _time(run, cuda=cuda, device=device, max_seconds=max_seconds, min_repeats=min_repeats,
                        rel_precision=rel_precision, lock=lock, lock_dir=lock_dir, single_thread=threads == 1,

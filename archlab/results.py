@@ -16,12 +16,12 @@ import pandas as pd
 
 from archlab.pareto import default_reference, hypervolume_history, pareto_mask
 
-__all__ = ["STATE_ATTR", "TABLE_STATES", "front_table", "hypervolume_table", "load_table", "load_trials",
+__all__ = ["STATE_ATTR", "TABLE_STATES", "TRIAL_ATTRS", "front_table", "hypervolume_table", "load_table", "load_trials",
            "savings", "summary_dict", "write_table"]
 
 STATE_ATTR = "archlab_state"  # user attribute holding archlab's outcome of a trial
 TABLE_STATES = ("complete", "stopped", "skipped", "failed", "interrupted")
-_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms", "latency_cv",
+TRIAL_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms", "latency_cv",
           "latency_repeats", "top1",
           "top1_partial", "epochs_run", "trial_s", "train_s", "images_per_s", "paused_s", "node_id", "hostname",
           "error")
@@ -35,14 +35,14 @@ def load_trials(optuna_study: Any, metric_names: Sequence[str]) -> pd.DataFrame:
         if state not in TABLE_STATES:
             continue
         row: dict[str, Any] = {"number": t.number, "state": state}
-        row.update({a: t.user_attrs.get(a) for a in _ATTRS})
+        row.update({a: t.user_attrs.get(a) for a in TRIAL_ATTRS})
         if state == "complete" and t.values:
             row.update(dict(zip(metric_names, t.values)))
         row["datetime_start"] = t.datetime_start
         row["datetime_complete"] = t.datetime_complete
         row.update({f"params_{k}": v for k, v in t.params.items()})
         rows.append(row)
-    columns = ["number", "state", *_ATTRS, "datetime_start", "datetime_complete"]
+    columns = ["number", "state", *TRIAL_ATTRS, "datetime_start", "datetime_complete"]
     table = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [c for r in rows for c in r])))
     return table.sort_values("number").reset_index(drop=True)
 

@@ -24,15 +24,15 @@ from pathlib import Path
 from typing import Any
 
 from archlab.errors import ArchlabError
-from archlab.results import (STATE_ATTR, front_table, load_trials, summary_dict, write_table)
+from archlab.results import STATE_ATTR, TRIAL_ATTRS, front_table, load_trials, summary_dict, write_table
 from archlab.study import Study, load_study
 
 __all__ = ["RunFolder", "SearchSummary", "TrialSettings", "make_sampler", "run_search", "software_versions",
            "write_run_report"]
 
 CONST = "archlab_"  # prefix of the constants the searcher adds to a trial's config (never a search dimension)
-FAULTS_ENV = "ARCHLAB_INJECT_FAULTS"
-LATENCY_SKIP_MIN_COMPLETE = 5  # completed trials before the latency pre-filter starts skipping  # "N:raise,M:nan,K:die" by trial number: the fault-path tests use it
+FAULTS_ENV = "ARCHLAB_INJECT_FAULTS"  # "N:raise,M:nan,K:die" by trial number: the fault-path tests use it
+LATENCY_SKIP_MIN_COMPLETE = 5  # completed trials before the latency pre-filter starts skipping
 
 
 # --- the run folder -----------------------------------------------------------------------------------
@@ -361,10 +361,8 @@ class _Engine:
     def outcome(self, result: dict | None, error: bool) -> tuple[str, list[float] | None, dict[str, Any]]:
         """State, objective values and user attributes of a finished trial from its last result."""
         result = result or {}
-        attrs = {k: result[k] for k in ("arch_id", "params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms",
-                                         "latency_cv",
-                                         "latency_repeats", "epochs_run", "train_s", "trial_s", "images_per_s",
-                                         "paused_s", "node_id", "hostname", "error") if k in result}
+        # top1 is read from the final result of a complete trial only (below), never from an epoch report
+        attrs = {k: result[k] for k in TRIAL_ATTRS if k in result and k not in ("top1", "top1_partial")}
         if result.get("final") and result.get("state") == "complete":
             attrs["top1"] = result["top1"]
             values = [float(result[m]) for m in self.study.metric_names]
@@ -560,7 +558,8 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     _atomic_write(run.path / "summary.json", json.dumps(summary, indent=2, default=str))
     report = write_run_report(run.path)
     result = SearchSummary(run_dir=run.path, trials_run=len(table), counts=summary["counts"],
-                           front=summary["front"], wall_s=wall, report=report, extra={"unfinished": unfinished, "savings": summary["savings"]})
+                           front=summary["front"], wall_s=wall, report=report,
+                           extra={"unfinished": unfinished, "savings": summary["savings"]})
     if not quiet:
         print(_format_summary(result, table, study))
     return result

@@ -45,7 +45,6 @@ def _default_budget() -> dict[str, Any]:
                 img_size=study.dataset.img_size, recipe=study.recipe)
 
 
-BUDGETS["default"] = _default_budget()
 REFERENCE = dict(limit=20000, val_limit=2000, epochs=3, img_size=32, recipe="proxy")
 SEARCH_TRIALS, SEARCH_LANES, SEARCH_GOAL_S = 12, 2, 15 * 60
 SPEARMAN_GOAL = 0.8
@@ -147,6 +146,7 @@ def main() -> None:
     parser.add_argument("--reference", action="store_true", help="also train each architecture once for longer")
     parser.add_argument("--merge", action="store_true", help="keep budgets already in the results file")
     args = parser.parse_args()
+    budgets = {**BUDGETS, "default": _default_budget()}  # read from the study file when run, not on import
     source, specs = architectures()
     seeds = [int(s) for s in args.seeds.split(",")]
     previous: dict[str, Any] = {}
@@ -156,7 +156,7 @@ def main() -> None:
     results: dict[str, Any] = dict(previous.get("budgets", {}))
     print(f"{len(specs)} architectures from {source}; seeds {seeds}; {args.workers} trials x {args.threads} thread")
     for name in args.budgets.split(","):
-        results[name] = evaluate_budget(name, BUDGETS[name], specs, seeds, args.workers, args.threads)
+        results[name] = evaluate_budget(name, budgets[name], specs, seeds, args.workers, args.threads)
         r = results[name]
         print(f"{name}: seed std {r['seed_std']:.2f} pts, arch spread {r['arch_spread_std']:.2f} pts, seed Spearman "
               f"{r['seeds_spearman']:.2f}, Kendall {r['seeds_kendall']:.2f}; trial {r['trial_s_mean']:.0f} s "
@@ -172,13 +172,13 @@ def main() -> None:
     pick = min(ranks or fits or list(results), key=lambda n: results[n]["trial_s_mean"])
     summary = {"load_average_at_end": os.getloadavg(), "architectures": source, "arch_ids": [s.arch_id for s in specs], "budgets": results,
                "reference": reference,
-               "recommended": {"name": pick, "ranks": bool(ranks), **BUDGETS.get(pick, {})},
+               "recommended": {"name": pick, "ranks": bool(ranks), **budgets.get(pick, {})},
                "goal": {"seeds_spearman": SPEARMAN_GOAL, "search12_s": SEARCH_GOAL_S}}
     if ranks:
-        print(f"recommended default proxy budget: {pick} {BUDGETS.get(pick)}")
+        print(f"recommended default proxy budget: {pick} {budgets.get(pick)}")
     else:  # say so: the cheapest fitting budget is only a fallback, not a proxy that ranks
         print(f"no budget reaches seed Spearman {SPEARMAN_GOAL} (and the reference's, if measured); the cheapest "
-              f"that fits the search time is {pick} {BUDGETS.get(pick)}")
+              f"that fits the search time is {pick} {budgets.get(pick)}")
     print(f"written {write_result('proxy_quality', summary)}")
 
 

@@ -190,3 +190,12 @@ def test_drift_corrected_latency_on_cpu_and_the_stored_nominal(tmp_path):
     assert list(stored.values()) == [nominal_reference_ms(1)]
     off = measure_latency(tiny_spec(), threads=1, max_seconds=0.5, reference=False)
     assert off.nominal_ms is None and off.ref_ms is None and off.latency_ms == off.median_ms
+
+
+def test_cache_keeps_raw_and_drift_corrected_results_apart(tmp_path):
+    cache = LatencyCache(tmp_path / "lat.json")
+    raw = measure_latency(tiny_spec(), threads=1, max_seconds=0.5, cache=cache, reference=False)
+    corrected = measure_latency(tiny_spec(), threads=1, max_seconds=0.5, cache=cache)
+    assert not corrected.cached and raw.nominal_ms is None and corrected.nominal_ms is not None
+    again = measure_latency(tiny_spec(), threads=1, max_seconds=0.5, cache=cache)
+    assert again.cached and again.nominal_ms == corrected.nominal_ms
