@@ -34,6 +34,18 @@ class Block(nn.Module):
         """Add this block's parameters and MACs to `c` and move `c` to the output side."""
         raise NotImplementedError
 
+    def zero_init_last(self) -> None:
+        """Zero the scale of the residual branch's last norm, so the block starts as its shortcut (timm's name).
+
+        Goyal et al. 2017 ("zero gamma"); a no-op for blocks without a skip or without a norm at the branch's end.
+        """
+        if not getattr(self, "has_skip", False):
+            return
+        last = self.branch[-1]
+        norm = last[1] if isinstance(last, nn.Sequential) and len(last) > 1 else None
+        if isinstance(norm, nn.BatchNorm2d | nn.GroupNorm | nn.LayerNorm) and norm.weight is not None:
+            nn.init.zeros_(norm.weight)
+
 
 def block_class(name: str) -> type[Block]:
     """The registered block class for a family name."""
@@ -84,6 +96,7 @@ class _Residual(Block):
     def _finish(self, in_chs: int, out_chs: int, stride: int, stage: StageSpec, drop_path: float,
                 post_act: str) -> None:
         self.shortcut = _shortcut(in_chs, out_chs, stride, stage)
+        self.has_skip = True
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.act = make_act(post_act)
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from archlab.blocks import block_class
+from archlab.blocks import Block, block_class
 from archlab.layers import Cost, conv_norm_act, make_act, make_norm
 from archlab.registry import Registry
 from archlab.spec import STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec
@@ -210,6 +210,12 @@ class ArchNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.forward_head(self.forward_features(x))
+
+    def zero_init_last(self) -> None:
+        """Start every residual block as its shortcut: zero its branch's last norm scale (timm's zero_init_last)."""
+        for module in self.modules():
+            if isinstance(module, Block):
+                module.zero_init_last()
 
     def get_classifier(self) -> nn.Module:
         """The final linear classifier."""

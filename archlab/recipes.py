@@ -60,6 +60,7 @@ class Recipe(_Spec):
     drop_path: float | None = None   # stochastic depth rate; None keeps the spec's drop_path_rate
     ema: float = 0.0                 # EMA decay of the weights (timm ModelEmaV3 with warm-up); 0 disables
     grad_clip: float | None = None   # max global gradient norm; None disables
+    zero_init_last: bool = False     # residual branches start at zero (Goyal et al. 2017 "zero gamma", timm)
 
     def __post_init__(self) -> None:
         self._normalise()

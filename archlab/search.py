@@ -5,8 +5,11 @@ its architecture from the trial's parameters, measures its latency, trains it on
 validation top-1 per epoch. Early stopping is ASHA (Li et al. 2020) on validation top-1 while the searcher
 stays multi-objective: a stopped trial is told to Optuna as PRUNED (its partial accuracy is kept as a user
 attribute, never passed off as a final value). Latency is known before training, so a trial whose latency
-puts it far from the current front is skipped before it trains. The Optuna storage is the source of truth;
-the trials table, Pareto front and hypervolume are computed from it.
+puts it far from the current front is skipped before it trains. An architecture is trained once per study:
+when the sampler proposes one already tried (other parameters can decode to the same arch_id, and samplers
+re-propose good points), the proposal is answered from the earlier trial, as Optuna's FAQ does for repeated
+parameters, and another is asked for. The Optuna storage is the source of truth; the trials table, Pareto
+front and hypervolume are computed from it.
 """
 from __future__ import annotations
 
@@ -28,11 +31,13 @@ from archlab.results import STATE_ATTR, TRIAL_ATTRS, front_table, load_trials, s
 from archlab.study import Study, load_study
 
 __all__ = ["RunFolder", "SearchSummary", "TrialSettings", "make_sampler", "run_search", "software_versions",
-           "write_run_report"]
+           "tell_duplicate", "write_run_report"]
 
 CONST = "archlab_"  # prefix of the constants the searcher adds to a trial's config (never a search dimension)
 FAULTS_ENV = "ARCHLAB_INJECT_FAULTS"  # "N:raise,M:nan,K:die" by trial number: the fault-path tests use it
 LATENCY_SKIP_MIN_COMPLETE = 5  # completed trials before the latency pre-filter starts skipping
+MAX_DUPLICATES_IN_A_ROW = 50  # re-proposals of tried architectures before one is trained again (space exhausted)
+TRIED_STATES = ("complete", "stopped", "skipped", "failed")  # outcomes that count toward the study's target
 
 
 # --- the run folder -----------------------------------------------------------------------------------
@@ -254,6 +259,22 @@ def make_sampler(study: Study) -> Any:
         raise ArchlabError(f"sampler {study.sampler!r}: {err}") from None
 
 
+def tell_duplicate(optuna_study: Any, trial: Any, number: int) -> None:
+    """Answer `trial`, which re-proposes the architecture of trial `number`, from that trial: nothing is trained.
+
+    Its values when it completed (Optuna's FAQ answers repeated parameters so), else failed or pruned as it was;
+    an earlier trial still running has no values yet, so the repeat is pruned.
+    """
+    from optuna.trial import TrialState
+    earlier = optuna_study.get_trials(deepcopy=False)[number]  # trials are listed by number
+    trial.set_user_attr(STATE_ATTR, "duplicate")
+    trial.set_user_attr("duplicate_of", number)
+    if earlier.state == TrialState.COMPLETE:
+        optuna_study.tell(trial, earlier.values)
+    else:
+        optuna_study.tell(trial, state=TrialState.FAIL if earlier.state == TrialState.FAIL else TrialState.PRUNED)
+
+
 def _searcher_class() -> type:
     """OptunaSearch subclass, built lazily so importing archlab.search does not import Ray."""
     from optuna.trial import TrialState
@@ -269,6 +290,9 @@ def _searcher_class() -> type:
         def suggest(self, trial_id: str) -> dict | None:  # noqa: D102
             for _ in range(10_000):
                 config = super().suggest(trial_id)
+                if config is not None and config.get(f"{CONST}duplicate_of") is not None:
+                    self._answer_duplicate(trial_id, int(config[f"{CONST}duplicate_of"]))
+                    continue
                 if config is None or not config.get(f"{CONST}infeasible"):
                     if config is not None:
                         self._engine.started(config, trial_id)
@@ -279,6 +303,10 @@ def _searcher_class() -> type:
                 self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
                 self._engine.infeasible += 1
             raise ArchlabError("10,000 consecutive samples broke the constraints; loosen them or the space")
+
+        def _answer_duplicate(self, trial_id: str, number: int) -> None:
+            tell_duplicate(self._ot_study, self._ot_trials.pop(trial_id), number)
+            self._engine.duplicates += 1
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:  # noqa: D102
             if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -308,6 +336,9 @@ class _Engine:
         self.in_chans, self.num_classes = in_chans, num_classes
         self.target, self.deadline, self.quiet = target, deadline, quiet
         self.infeasible = 0
+        self.duplicates = 0
+        self.tried: dict[str, int] = {}  # arch_id -> the trial that first trained it
+        self._duplicates_in_a_row = 0
         self.running: set[int] = set()
         self.counts = {"complete": 0, "stopped": 0, "skipped": 0, "failed": 0}
         self.optuna_study: Any = None
@@ -334,12 +365,24 @@ class _Engine:
             if f"min_{key}" in limits and value < limits[f"min_{key}"]:
                 problems.append(f"{key} {value:,} < min_{key} {limits[f'min_{key}']:,.0f}")
         trial.set_user_attr("arch_id", spec.arch_id)
+        if not problems and spec.arch_id in self.tried and self._duplicates_in_a_row < MAX_DUPLICATES_IN_A_ROW:
+            self._duplicates_in_a_row += 1
+            return {f"{CONST}number": trial.number, f"{CONST}infeasible": "",
+                    f"{CONST}duplicate_of": self.tried[spec.arch_id], f"{CONST}front_latency": None}
         if not problems:
+            self._duplicates_in_a_row = 0
+            self.tried.setdefault(spec.arch_id, trial.number)
             folder = self.run.trial_dir(trial.number)
             folder.mkdir(parents=True, exist_ok=True)
             _atomic_write(folder / "spec.yaml", spec.to_yaml())
         return {f"{CONST}number": trial.number, f"{CONST}infeasible": "; ".join(problems),
                 f"{CONST}front_latency": self.front_latency()}
+
+    def remember_tried(self) -> None:
+        """Fill `tried` from the storage (a resumed run): architectures of trials that reached an outcome."""
+        for t in self.optuna_study.get_trials(deepcopy=False):
+            if t.user_attrs.get(STATE_ATTR) in TRIED_STATES and t.user_attrs.get("arch_id"):
+                self.tried.setdefault(t.user_attrs["arch_id"], t.number)
 
     def front_latency(self) -> float | None:
         """Latency of the most accurate completed trial (the front's top end), for the latency pre-filter."""
@@ -417,7 +460,8 @@ class _Engine:
         """'front N | best top-1 X | fastest Y ms' over the completed trials."""
         if self.optuna_study is None:
             return "front 0"
-        front = self.optuna_study.best_trials
+        # a re-proposed architecture's trial repeats its earlier trial's values: count each architecture once
+        front = [t for t in self.optuna_study.best_trials if t.user_attrs.get(STATE_ATTR) == "complete"]
         if not front:
             return "front 0"
         names = self.study.metric_names
@@ -471,9 +515,8 @@ def _interrupted(optuna_study: Any, run: RunFolder) -> int:
 
 
 def _finished_real_trials(optuna_study: Any) -> int:
-    """Trials that count toward the study's target: every outcome except infeasible and interrupted."""
-    return sum(1 for t in optuna_study.get_trials(deepcopy=False)
-               if t.user_attrs.get(STATE_ATTR) in ("complete", "stopped", "skipped", "failed"))
+    """Trials that count toward the study's target: every outcome except infeasible, duplicate and interrupted."""
+    return sum(1 for t in optuna_study.get_trials(deepcopy=False) if t.user_attrs.get(STATE_ATTR) in TRIED_STATES)
 
 
 def run_search(study_path: str | Path, *, trials: int | None = None, timeout: float | None = None,
@@ -521,6 +564,7 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     deadline = start + time_left if time_left is not None else None
     engine = _Engine(study, run, space, data.train.images.shape[1], data.num_classes, study.trials, deadline, quiet)
     engine.optuna_study = optuna_study
+    engine.remember_tried()
     for t in optuna_study.get_trials(deepcopy=False):
         s = t.user_attrs.get(STATE_ATTR)
         if s in engine.counts:
@@ -554,12 +598,15 @@ def run_search(study_path: str | Path, *, trials: int | None = None, timeout: fl
     engine.save_tables()
     table = load_trials(optuna_study, study.metric_names)
     summary = summary_dict(table, study.metric_names, study.directions, max_epochs=study.budget.get("epochs"))
-    summary.update(wall_s=wall, infeasible_rejected=engine.infeasible, run_dir=str(run.path))
+    summary.update(wall_s=wall, infeasible_rejected=engine.infeasible, run_dir=str(run.path),
+                   duplicates_answered=sum(1 for t in optuna_study.get_trials(deepcopy=False)
+                                           if t.user_attrs.get(STATE_ATTR) == "duplicate"))
     _atomic_write(run.path / "summary.json", json.dumps(summary, indent=2, default=str))
     report = write_run_report(run.path)
     result = SearchSummary(run_dir=run.path, trials_run=len(table), counts=summary["counts"],
                            front=summary["front"], wall_s=wall, report=report,
-                           extra={"unfinished": unfinished, "savings": summary["savings"]})
+                           extra={"unfinished": unfinished, "savings": summary["savings"],
+                                  "duplicates": summary["duplicates_answered"]})
     if not quiet:
         print(_format_summary(result, table, study))
     return result
@@ -665,6 +712,9 @@ def _format_summary(summary: SearchSummary, table: Any, study: Study) -> str:
         lines.append(f"early stopping and the latency pre-filter saved {saved['epochs_saved']:.0f} of "
                      f"{saved['epochs_saved'] + saved['epochs_trained']:.0f} trial-epochs "
                      f"({saved['share_saved']:.0%})")
+    if summary.extra.get("duplicates"):
+        lines.append(f"{summary.extra['duplicates']} re-proposed architectures were answered from their earlier "
+                     "trials, not trained again")
     lines.append("")
     front = front_table(table, study.metric_names, study.directions)
     if len(front):

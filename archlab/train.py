@@ -350,7 +350,10 @@ def _train(spec: ArchSpec, data: DataSplits, recipe: Recipe, budget: Budget, *, 
     fmt = MEMORY_FORMATS[memory_format]
 
     _seed_all(seed)
-    model = build_model(spec).to(device=device, memory_format=fmt).train()
+    model = build_model(spec)
+    if recipe.zero_init_last:
+        model.zero_init_last()
+    model = model.to(device=device, memory_format=fmt).train()
     peak_lr = recipe.peak_lr(batch)
     optimizer = _optimizer(model, recipe, peak_lr)
     ema = None

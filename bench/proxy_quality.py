@@ -50,9 +50,10 @@ SEARCH_TRIALS, SEARCH_LANES, SEARCH_GOAL_S = 12, 2, 15 * 60
 SPEARMAN_GOAL = 0.8
 
 
-def architectures(n: int = 8) -> tuple[str, list[Any]]:
-    """(source, specs): the first n seeded samples of the mobile space at 32 px / 1 channel / 10 classes that the
-    default study would train (its MACs cap at that size)."""
+def architectures(n: int = 8, pick: str = "first") -> tuple[str, list[Any]]:
+    """(source, specs): n seeded samples of the mobile space at 32 px / 1 channel / 10 classes that the default
+    study would train (its MACs cap at that size): the first n ("first"), or ("span") the samples at the n
+    MACs quantiles of the first 200, so the set runs from the cheapest networks to the cap as a front does."""
     space_file = Path("search_spaces/mobile.yaml")
     try:
         from archlab.complexity import complexity
@@ -61,8 +62,13 @@ def architectures(n: int = 8) -> tuple[str, list[Any]]:
         if space_file.is_file():
             space = load_space(space_file)
             cap = load_study(DEFAULT_STUDY).constraints.get("max_macs", float("inf"))
-            drawn = [spec for _, spec in space.sample(20 * n, seed=0, img_size=32, in_chans=1, num_classes=10)]
-            return str(space_file), [s for s in drawn if complexity(s).macs <= cap][:n]
+            pool = 200 if pick == "span" else n
+            drawn = [spec for _, spec in space.sample(20 * pool, seed=0, img_size=32, in_chans=1, num_classes=10)]
+            feasible = [s for s in drawn if complexity(s).macs <= cap][:pool]
+            if pick == "span":
+                feasible.sort(key=lambda s: (complexity(s).macs, s.arch_id))
+                feasible = [feasible[int((i + 0.5) * len(feasible) / n)] for i in range(n)]
+            return f"{space_file} ({pick} {n})", feasible
     except ImportError:
         pass
     from archlab.spec import ArchSpec, HeadSpec, StageSpec, StemSpec

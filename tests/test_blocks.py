@@ -80,3 +80,30 @@ def test_registry_rejects_duplicates_and_lists_names():
         BLOCKS_REGISTRY.register("plain")(object)
     with pytest.raises(KeyError, match="valid: basic, bottleneck"):
         BLOCKS_REGISTRY.get("resnet")
+
+
+@pytest.mark.parametrize("family", BLOCKS_REGISTRY.names())
+def test_zero_init_last_starts_a_residual_block_as_its_shortcut(family):
+    stage = StageSpec(block=family, depth=1, width=16, stride=1, **FAMILY_KW[family])
+    block = BLOCKS_REGISTRY.get(family)(16, 16, 1, stage)
+    x = torch.randn(2, 16, 9, 9)
+    before = block.eval()(x)
+    block.zero_init_last()
+    after = block(x)
+    last = block.branch[-1] if hasattr(block, "branch") else None
+    ends_in_norm = isinstance(last, torch.nn.Sequential) and len(last) > 1
+    if getattr(block, "has_skip", False) and ends_in_norm:
+        shortcut = block.shortcut(x) if hasattr(block, "shortcut") else x
+        post_act = getattr(block, "act", torch.nn.Identity())
+        torch.testing.assert_close(after, post_act(shortcut))
+        assert not torch.allclose(before, after)
+    else:  # plain blocks have no skip; ConvNeXt's branch ends in layer scale, its own small start
+        torch.testing.assert_close(after, before)
+
+
+def test_zero_init_last_on_a_network():
+    model = build_model(ArchSpec(stem=StemSpec(width=16, stride=1), stages=(
+        StageSpec(block="inverted_residual", depth=3, width=16, expand_ratio=4.0),), img_size=16, num_classes=3))
+    model.zero_init_last()
+    zeroed = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d) and not m.weight.any()]
+    assert len(zeroed) == 3  # the first block too: stride 1 and 16 -> 16 channels keep the skip

@@ -150,3 +150,36 @@ def test_every_sampler_is_seeded_by_the_study(sampler):
 
     assert asked(3) == asked(3)
     assert asked(3) != asked(4)
+
+
+def test_reproposed_architectures_are_answered_not_retrained(tmp_path, ray_tmp):
+    # a space of exactly 3 architectures searched for 4 trials by a seeded random sampler: the sampler re-proposes
+    # tried ones (answered from the earlier trial, values included), and the 4th trial, with the space exhausted,
+    # trains one again after MAX_DUPLICATES_IN_A_ROW re-proposals instead of looping forever
+    space = (STUDY.parent / "tiny_space.yaml").read_text()
+    space = space.replace("stem: {type: conv, width: [8, 16]", "stem: {type: conv, width: [8, 16, 24]")
+    for fixed in ("kernel_size: [3, 5]", "expand_ratio: [2, 4]", "depth: {low: 1, high: 2}", "head: {conv_width: [32, 64]}"):
+        assert fixed in space
+    space = (space.replace("kernel_size: [3, 5]", "kernel_size: 3").replace("expand_ratio: [2, 4]", "expand_ratio: 2")
+             .replace("depth: {low: 1, high: 2}", "depth: 1").replace("width: [8, 16],", "width: 8,")
+             .replace("width: [16, 24],", "width: 16,").replace("head: {conv_width: [32, 64]}", "head: {conv_width: 32}"))
+    (tmp_path / "space.yaml").write_text(space)
+    study = (STUDY.read_text().replace("tiny_space.yaml", "space.yaml").replace("name: nsga2, args: {population_size: 4}",
+                                                                             "name: random"))
+    (tmp_path / "study.yaml").write_text(study)
+    run = tmp_path / "run"
+    proc = cli("search", str(tmp_path / "study.yaml"), "--trials", "4", "--out", str(run),
+               env={"RAY_TMPDIR": ray_tmp})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = load_table(run)
+    assert len(table) == 4 and table["arch_id"].nunique() == 3
+    trials = _optuna_study(run).get_trials()
+    duplicates = [t for t in trials if t.user_attrs.get("archlab_state") == "duplicate"]
+    assert len(duplicates) >= 50
+    for dup in duplicates:
+        earlier = trials[dup.user_attrs["duplicate_of"]]
+        assert earlier.user_attrs["arch_id"] == dup.user_attrs["arch_id"]
+        if dup.state == optuna.trial.TrialState.COMPLETE:  # else the earlier trial was pruned or still running
+            assert earlier.state == dup.state and dup.values == earlier.values
+    assert json.loads((run / "summary.json").read_text())["duplicates_answered"] == len(duplicates)
+    assert "not trained again" in proc.stdout
