@@ -22,9 +22,8 @@ __all__ = ["STATE_ATTR", "TABLE_STATES", "TRIAL_ATTRS", "front_table", "hypervol
 STATE_ATTR = "archlab_state"  # user attribute holding archlab's outcome of a trial
 TABLE_STATES = ("complete", "stopped", "skipped", "failed", "interrupted")
 TRIAL_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms", "latency_cv",
-          "latency_repeats", "top1",
-          "top1_partial", "epochs_run", "trial_s", "train_s", "images_per_s", "paused_s", "node_id", "hostname",
-          "error")
+               "latency_repeats", "top1", "top1_partial", "epochs_run", "trial_s", "train_s", "images_per_s",
+               "paused_s", "node_id", "hostname", "gpu_ids", "error")
 
 
 def load_trials(optuna_study: Any, metric_names: Sequence[str]) -> pd.DataFrame:

@@ -151,7 +151,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     from ray import tune
     start = time.perf_counter()
     number = int(config[f"{CONST}number"])
-    base: dict[str, Any] = {"number": number, "node_id": _node_id(), "hostname": socket.gethostname()}
+    base: dict[str, Any] = {"number": number, "node_id": _node_id(), "hostname": socket.gethostname(),
+                            "gpu_ids": _gpu_ids() if settings.device.startswith("cuda") else None}
     # on a cluster without a shared filesystem this makes a node-local folder of the same path for logs
     (Path(settings.run_dir) / "logs").mkdir(parents=True, exist_ok=True)
     try:
@@ -216,6 +217,15 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
 
 def _is_tune_stop(err: BaseException) -> bool:
     return type(err).__name__ in ("StopIteration", "_StopTrial", "SessionTerminated")
+
+
+def _gpu_ids() -> str | None:
+    """The GPUs Ray gave this trial ("0", "0,1"; with fractional GPUs trials share one), or None outside Ray."""
+    try:
+        import ray
+        return ",".join(str(g) for g in ray.get_gpu_ids()) or None
+    except Exception:  # noqa: BLE001 - outside Ray (direct calls in tests)
+        return None
 
 
 def _node_id() -> str:

@@ -124,6 +124,11 @@ class TrainResult:
 
 _LAYOUTS: dict[str, str] = {}
 _PROBE_BATCH = 32      # first probe pass: the slow layout can be 30x slower, and 32 images show it
+# A layout at least this much faster is kept on disk for good; a closer call can flip with the machine's load
+# at probe time (a ResNet-18 probed under load kept contiguous though channels_last stepped 13% faster when
+# quiet), so it is probed again once it is older than CLOSE_CALL_TTL_S.
+DECISIVE_MARGIN = 1.25
+CLOSE_CALL_TTL_S = 24 * 3600.0
 
 
 def _layout_store() -> JsonStore:
@@ -137,7 +142,8 @@ def choose_memory_format(spec: ArchSpec, *, device: str = "cpu", batch: int = 12
 
     Returns (name, seconds per probe step by layout); the timings are empty when the answer came from the cache.
     The layouts' steps alternate, so a load change on a shared machine hits both; contiguous wins ties within
-    5%. The probe holds the measurement lock, so trainers beside it pause and do not skew it.
+    5%. The probe holds the measurement lock, so trainers beside it pause and do not skew it. The disk cache
+    keeps a decisive answer for good and a close call for CLOSE_CALL_TTL_S.
     """
     threads = threads or torch.get_num_threads()
     # stochastic depth changes no kernel, so it is left out of the key
@@ -149,9 +155,12 @@ def choose_memory_format(spec: ArchSpec, *, device: str = "cpu", batch: int = 12
             return None
         if key not in _LAYOUTS:
             stored = _layout_store().get(key)
-            if stored not in MEMORY_FORMATS:
+            # entries before margins were stored are plain names: probe those again too
+            if not isinstance(stored, dict) or stored.get("layout") not in MEMORY_FORMATS:
                 return None
-            _LAYOUTS[key] = stored
+            if stored.get("margin", 0.0) < DECISIVE_MARGIN and time.time() - stored.get("probed", 0.0) > CLOSE_CALL_TTL_S:
+                return None
+            _LAYOUTS[key] = stored["layout"]
         return _LAYOUTS[key]
 
     if (hit := cached()) is not None:
@@ -166,7 +175,8 @@ def choose_memory_format(spec: ArchSpec, *, device: str = "cpu", batch: int = 12
         best = "channels_last" if times["channels_last"] < 0.95 * times["contiguous"] else "contiguous"
         if use_cache:
             _LAYOUTS[key] = best
-            _layout_store().put(key, best)
+            margin = max(times.values()) / max(min(times.values()), 1e-12)
+            _layout_store().put(key, {"layout": best, "margin": round(margin, 3), "probed": time.time()})
     return best, times
 
 

@@ -1,14 +1,17 @@
 """Proxy quality: can a short training rank architectures? Seed-to-seed noise and rank agreement.
 
-8 architectures of the mobile space (search_spaces/mobile.yaml, the first seeded samples under the default
-study's MACs cap, as the default study samples them; 8 small
+8 architectures of the mobile space (search_spaces/mobile.yaml under the default study's MACs cap: with
+--pick first, the first seeded samples, as the default study samples them; with --pick span, the samples at 8
+MACs quantiles of the first 200, from the cheapest networks to the cap as a front runs; 8 small
 inverted-residual specs of our own if the space is absent) are trained under each candidate proxy budget with
 2 seeds, 2 trials at a time on 1 thread each, as the default search runs them. Reported per budget: top-1
 per architecture and seed, the pooled seed-to-seed std of top-1, the spread of top-1 across architectures,
 Spearman and Kendall rank correlations between the two seeds (and, with --reference, between the proxy and a
 longer training), trial wall time and the projected wall time of a 12-trial search. The recommended default is
 the cheapest budget whose seed-to-seed Spearman reaches 0.8 and whose 12-trial search fits 15 minutes.
-Run: .venv/bin/python -m bench.proxy_quality [--budgets A,B] [--reference]   (writes bench/results/proxy_quality.json)
+`default_no_zero_init` is the default budget with the residual branches left at PyTorch's initialisation.
+Run: .venv/bin/python -m bench.proxy_quality [--pick first|span] [--budgets A,B] [--reference]
+(writes bench/results/proxy_quality.json for --pick first, proxy_quality_span.json for --pick span)
 """
 from __future__ import annotations
 
@@ -151,12 +154,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads per trial")
     parser.add_argument("--reference", action="store_true", help="also train each architecture once for longer")
     parser.add_argument("--merge", action="store_true", help="keep budgets already in the results file")
+    parser.add_argument("--pick", choices=("first", "span"), default="first",
+                        help="the first 8 samples, or 8 spanning the MACs range")
     args = parser.parse_args()
-    budgets = {**BUDGETS, "default": _default_budget()}  # read from the study file when run, not on import
-    source, specs = architectures()
+    result_name = "proxy_quality" if args.pick == "first" else "proxy_quality_span"
+    default = _default_budget()  # read from the study file when run, not on import
+    recipe = default["recipe"] if isinstance(default["recipe"], dict) else {"base": default["recipe"]}
+    budgets = {**BUDGETS, "default": default,
+               "default_no_zero_init": {**default, "recipe": {**recipe, "zero_init_last": False}}}
+    source, specs = architectures(8, args.pick)
     seeds = [int(s) for s in args.seeds.split(",")]
     previous: dict[str, Any] = {}
-    path = RESULTS / "proxy_quality.json"
+    path = RESULTS / f"{result_name}.json"
     if args.merge and path.is_file():
         previous = json.loads(path.read_text())
     results: dict[str, Any] = dict(previous.get("budgets", {}))
@@ -175,17 +184,17 @@ def main() -> None:
             r.update({f"reference_{k}": v for k, v in _rank_stats(r["mean_top1"], reference["mean_top1"]).items()})
     fits = [n for n, r in results.items() if r["search12_projected_s"] <= SEARCH_GOAL_S]
     ranks = [n for n in fits if r_ok(results[n])]
-    pick = min(ranks or fits or list(results), key=lambda n: results[n]["trial_s_mean"])
+    chosen = min(ranks or fits or list(results), key=lambda n: results[n]["trial_s_mean"])
     summary = {"load_average_at_end": os.getloadavg(), "architectures": source, "arch_ids": [s.arch_id for s in specs], "budgets": results,
                "reference": reference,
-               "recommended": {"name": pick, "ranks": bool(ranks), **budgets.get(pick, {})},
+               "recommended": {"name": chosen, "ranks": bool(ranks), **budgets.get(chosen, {})},
                "goal": {"seeds_spearman": SPEARMAN_GOAL, "search12_s": SEARCH_GOAL_S}}
     if ranks:
-        print(f"recommended default proxy budget: {pick} {budgets.get(pick)}")
+        print(f"recommended default proxy budget: {chosen} {budgets.get(chosen)}")
     else:  # say so: the cheapest fitting budget is only a fallback, not a proxy that ranks
         print(f"no budget reaches seed Spearman {SPEARMAN_GOAL} (and the reference's, if measured); the cheapest "
-              f"that fits the search time is {pick} {budgets.get(pick)}")
-    print(f"written {write_result('proxy_quality', summary)}")
+              f"that fits the search time is {chosen} {budgets.get(chosen)}")
+    print(f"written {write_result(result_name, summary)}")
 
 
 def r_ok(r: dict[str, Any]) -> bool:

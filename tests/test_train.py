@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 
 import pytest
 import torch
@@ -213,6 +214,23 @@ def test_memory_format_probe_is_cached():
     assert choose_memory_format(spec, batch=32) == (fmt, {})
     # stochastic depth changes no kernel: same cached answer
     assert choose_memory_format(spec.replace(drop_path_rate=0.1), batch=32) == (fmt, {})
+
+
+def test_a_stale_close_layout_call_is_probed_again(monkeypatch):
+    spec = tiny_spec()
+    choose_memory_format(spec, batch=32)
+    store = train_mod._layout_store()
+    (key,) = [k for k in store.read() if k.startswith(spec.arch_id) and "batch=32|" in k]
+    for stored, probed_again in (({"layout": "contiguous", "margin": 1.05, "probed": 0.0}, True),
+                                 ({"layout": "contiguous", "margin": 1.05, "probed": time.time()}, False),
+                                 ({"layout": "channels_last", "margin": 3.0, "probed": 0.0}, False),
+                                 ("contiguous", True)):  # written before margins were kept
+        store.put(key, stored)
+        train_mod._LAYOUTS.clear()
+        fmt, times = choose_memory_format(spec, batch=32)
+        assert bool(times) == probed_again, stored
+        if not probed_again:
+            assert fmt == stored["layout"]
 
 
 def test_cli_train_json(tmp_path, capsys):
