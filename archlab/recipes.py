@@ -157,7 +157,7 @@ def proxy() -> Recipe:
 
     A proxy of ~150 steps under-fits rather than over-fits: pad-and-crop cost 5-7 points of top-1 and flips 1-2
     on Fashion-MNIST, and batch 64 beat 128 at equal images (more steps). Zero-initialised residual branches
-    (Goyal et al. 2017) cut the seed-to-seed noise 1.6-3.6x and stop deep networks from trailing only because
+    (Goyal et al. 2017) cut the seed-to-seed noise 2.3-3.5x and stop deep networks from trailing only because
     they start unstable; bench/proxy_quality.py has the figures.
     """
     return Recipe(name="proxy", optimizer="sgd", lr=0.2, lr_base_batch=256, lr_scale="linear", batch_size=64,
