@@ -380,8 +380,11 @@ def _reference_kernel(threads: int) -> Runner:
     return _REFERENCES[threads]
 
 
-def nominal_reference_ms(threads: int, lock_dir: str | Path | None = None) -> float:
-    """The machine's nominal reference-kernel time: its 10th percentile over 1 s, measured once and stored."""
+def nominal_reference_ms(threads: int, lock_dir: str | Path | None = None, *, lock: bool = True) -> float:
+    """The machine's nominal reference-kernel time: its 10th percentile over 1 s, measured once and stored.
+
+    `lock` False calibrates without the measurement lock, as `measure_latency(lock=False)` measures.
+    """
     key = f"{_cpu_model()} | {software_stack()} | threads={threads}"
     store = JsonStore((Path(lock_dir) if lock_dir else default_lock_dir()) / "reference_kernel.json")
     memo = f"{store.path}: {key}"
@@ -392,7 +395,7 @@ def nominal_reference_ms(threads: int, lock_dir: str | Path | None = None) -> fl
         run, old = _reference_kernel(threads), torch.get_num_threads()
         torch.set_num_threads(threads)
         try:
-            with measurement_lock(lock_dir):
+            with measurement_lock(lock_dir) if lock else _no_lock():
                 for _ in range(20):
                     run()
                 times, end = [], time.perf_counter() + 1.0
@@ -493,7 +496,7 @@ def measure_latency(model_or_spec: ArchSpec | nn.Module, *, batch: int = 1, img_
         run()  # first call (allocations, lazy init) outside the lock: it is not a measurement
         if cuda:
             torch.cuda.synchronize(device)
-        nominal = nominal_reference_ms(threads, lock_dir) if use_ref else None
+        nominal = nominal_reference_ms(threads, lock_dir, lock=lock) if use_ref else None
         result = _time(run, cuda=cuda, device=device, max_seconds=max_seconds, min_repeats=min_repeats,
                        rel_precision=rel_precision, lock=lock, lock_dir=lock_dir, single_thread=threads == 1,
                        reference=_reference_kernel(threads) if use_ref else None)

@@ -192,6 +192,18 @@ def test_drift_corrected_latency_on_cpu_and_the_stored_nominal(tmp_path):
     assert off.nominal_ms is None and off.ref_ms is None and off.latency_ms == off.median_ms
 
 
+def test_an_unlocked_measurement_calibrates_without_the_lock(tmp_path):
+    # lock=False must not wait for the measurement lock, the reference kernel's first calibration included
+    done = threading.Event()
+    with measurement_lock(tmp_path / "held"):
+        worker = threading.Thread(target=lambda: (measure_latency(tiny_spec(), threads=1, max_seconds=0.3, lock=False,
+                                                                  lock_dir=tmp_path / "held"), done.set()))
+        worker.start()
+        worker.join(timeout=60)
+        assert done.is_set()
+    assert (tmp_path / "held" / "reference_kernel.json").exists()
+
+
 def test_cache_keeps_raw_and_drift_corrected_results_apart(tmp_path):
     cache = LatencyCache(tmp_path / "lat.json")
     raw = measure_latency(tiny_spec(), threads=1, max_seconds=0.5, cache=cache, reference=False)
