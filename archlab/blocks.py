@@ -24,6 +24,8 @@ BLOCKS_REGISTRY: Registry[type[Block]] = Registry("block family")
 class Block(nn.Module):
     """Base of all block families: one constructor signature and a static cost."""
 
+    has_skip: bool = False  # residual families set it where the block adds its input back
+
     def __init__(self, in_chs: int, out_chs: int, stride: int, stage: StageSpec, *, drop_path: float = 0.0,
                  layer_scale_init: float = 0.0) -> None:
         super().__init__()
@@ -39,7 +41,7 @@ class Block(nn.Module):
 
         Goyal et al. 2017 ("zero gamma"); a no-op for blocks without a skip or without a norm at the branch's end.
         """
-        if not getattr(self, "has_skip", False):
+        if not self.has_skip:
             return
         last = self.branch[-1]
         norm = last[1] if isinstance(last, nn.Sequential) and len(last) > 1 else None

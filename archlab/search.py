@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from archlab.errors import ArchlabError
-from archlab.results import STATE_ATTR, TRIAL_ATTRS, front_table, load_trials, summary_dict, write_table
+from archlab.results import STATE_ATTR, TABLE_STATES, TRIAL_ATTRS, front_table, load_trials, summary_dict, write_table
 from archlab.study import Study, load_study
 
 __all__ = ["RunFolder", "SearchSummary", "TrialSettings", "make_sampler", "run_search", "software_versions",
@@ -37,7 +37,8 @@ CONST = "archlab_"  # prefix of the constants the searcher adds to a trial's con
 FAULTS_ENV = "ARCHLAB_INJECT_FAULTS"  # "N:raise,M:nan,K:die" by trial number: the fault-path tests use it
 LATENCY_SKIP_MIN_COMPLETE = 5  # completed trials before the latency pre-filter starts skipping
 MAX_DUPLICATES_IN_A_ROW = 50  # re-proposals of tried architectures before one is trained again (space exhausted)
-TRIED_STATES = ("complete", "stopped", "skipped", "failed")  # outcomes that count toward the study's target
+# outcomes that count toward the study's target: every table state but interrupted (those are re-run)
+TRIED_STATES = tuple(s for s in TABLE_STATES if s != "interrupted")
 
 
 # --- the run folder -----------------------------------------------------------------------------------
@@ -301,7 +302,7 @@ def _searcher_class() -> type:
             for _ in range(10_000):
                 config = super().suggest(trial_id)
                 if config is not None and config.get(f"{CONST}duplicate_of") is not None:
-                    self._answer_duplicate(trial_id, int(config[f"{CONST}duplicate_of"]))
+                    tell_duplicate(self._ot_study, self._ot_trials.pop(trial_id), int(config[f"{CONST}duplicate_of"]))
                     continue
                 if config is None or not config.get(f"{CONST}infeasible"):
                     if config is not None:
@@ -313,10 +314,6 @@ def _searcher_class() -> type:
                 self._ot_study.tell(ot_trial, state=TrialState.PRUNED)
                 self._engine.infeasible += 1
             raise ArchlabError("10,000 consecutive samples broke the constraints; loosen them or the space")
-
-        def _answer_duplicate(self, trial_id: str, number: int) -> None:
-            tell_duplicate(self._ot_study, self._ot_trials.pop(trial_id), number)
-            self._engine.duplicates += 1
 
         def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:  # noqa: D102
             if trial_id in self._completed_trials or trial_id not in self._ot_trials:
@@ -346,11 +343,10 @@ class _Engine:
         self.in_chans, self.num_classes = in_chans, num_classes
         self.target, self.deadline, self.quiet = target, deadline, quiet
         self.infeasible = 0
-        self.duplicates = 0
         self.tried: dict[str, int] = {}  # arch_id -> the trial that first trained it
         self._duplicates_in_a_row = 0
         self.running: set[int] = set()
-        self.counts = {"complete": 0, "stopped": 0, "skipped": 0, "failed": 0}
+        self.counts = dict.fromkeys(TRIED_STATES, 0)
         self.optuna_study: Any = None
         self._last_print = 0.0
         self.start = time.time()
@@ -377,8 +373,7 @@ class _Engine:
         trial.set_user_attr("arch_id", spec.arch_id)
         if not problems and spec.arch_id in self.tried and self._duplicates_in_a_row < MAX_DUPLICATES_IN_A_ROW:
             self._duplicates_in_a_row += 1
-            return {f"{CONST}number": trial.number, f"{CONST}infeasible": "",
-                    f"{CONST}duplicate_of": self.tried[spec.arch_id], f"{CONST}front_latency": None}
+            return {f"{CONST}number": trial.number, f"{CONST}duplicate_of": self.tried[spec.arch_id]}
         if not problems:
             self._duplicates_in_a_row = 0
             self.tried.setdefault(spec.arch_id, trial.number)

@@ -30,10 +30,10 @@ GOAL = 1.15
 
 
 def run(sampler: str, seed: int, n_trials: int, table: pd.DataFrame, space: object, *,
-        dedup: bool = True) -> list[float]:
+        sampler_args: dict | None = None, dedup: bool = True) -> list[float]:
     """Hypervolume after each trial of one seeded search (`dedup` False: re-proposals are trials too)."""
     lookup = table.set_index("arch_id")
-    study_cfg = Study(name="bench", space=SPACE, sampler=sampler, sampler_args=_sampler_args(sampler), seed=seed)
+    study_cfg = Study(name="bench", space=SPACE, sampler=sampler, sampler_args=sampler_args or {}, seed=seed)
     study = optuna.create_study(directions=DIRECTIONS, sampler=make_sampler(study_cfg))
     values = table[["top1", "latency_ms"]].to_numpy(float)
     ref = as_minimization(values, DIRECTIONS).max(axis=0) + 1e-9  # the worst corner of the whole table
@@ -41,27 +41,18 @@ def run(sampler: str, seed: int, n_trials: int, table: pd.DataFrame, space: obje
     tried: dict[str, int] = {}
     history = []
     while len(seen) < n_trials:
-        for _ in range(MAX_DUPLICATES_IN_A_ROW + 1):  # the engine's rule: re-proposals answered, then retrained
+        for attempt in range(MAX_DUPLICATES_IN_A_ROW + 1):  # the engine's rule: re-proposals answered, then retrained
             trial = study.ask()
             arch_id = space.suggest(trial, img_size=32, in_chans=1, num_classes=10).arch_id
-            if arch_id not in tried or not dedup:
+            if not dedup or arch_id not in tried or attempt == MAX_DUPLICATES_IN_A_ROW:
                 break
             tell_duplicate(study, trial, tried[arch_id])
-        else:
-            trial = study.ask()
-            arch_id = space.suggest(trial, img_size=32, in_chans=1, num_classes=10).arch_id
         values_t = (float(lookup.loc[arch_id, "top1"]), float(lookup.loc[arch_id, "latency_ms"]))
         study.tell(trial, values_t)
         tried.setdefault(arch_id, trial.number)
         seen.append(list(values_t))
         history.append(hypervolume(np.array(seen), DIRECTIONS, ref))
     return history
-
-
-def _sampler_args(sampler: str) -> dict:
-    """The default study's sampler arguments where it uses this sampler (its NSGA-II population), else none."""
-    default = load_study(DEFAULT_STUDY)
-    return dict(default.sampler_args) if default.sampler == sampler else {}
 
 
 def main() -> None:
@@ -76,13 +67,15 @@ def main() -> None:
     space = load_space(SPACE)
     values = table[["top1", "latency_ms"]].to_numpy(float)
     best = hypervolume(values, DIRECTIONS, as_minimization(values, DIRECTIONS).max(axis=0) + 1e-9)
+    default = load_study(DEFAULT_STUDY)  # its sampler arguments (the NSGA-II population) for that sampler
     results: dict[str, dict] = {}
     for dedup in (True, False):
         for sampler in ("random", "nsga2", "motpe"):
-            finals = [run(sampler, seed, args.trials, table, space, dedup=dedup)[-1]
+            sampler_args = dict(default.sampler_args) if default.sampler == sampler else {}
+            finals = [run(sampler, seed, args.trials, table, space, sampler_args=sampler_args, dedup=dedup)[-1]
                       for seed in range(max(args.seeds, args.more_seeds))]
             results[f"{sampler}{'' if dedup else '_no_dedup'}"] = {
-                "sampler_args": _sampler_args(sampler), "dedup": dedup, "per_seed": finals,
+                "sampler_args": sampler_args, "dedup": dedup, "per_seed": finals,
                 "median_hv": statistics.median(finals[:args.seeds]),
                 "median_hv_more_seeds": statistics.median(finals), "mean_hv_more_seeds": statistics.fmean(finals)}
     for name, r in results.items():
@@ -91,8 +84,8 @@ def main() -> None:
         r["ratio_to_random_more_seeds"] = r["median_hv_more_seeds"] / base["median_hv_more_seeds"]
         r["mean_ratio_more_seeds"] = r["mean_hv_more_seeds"] / base["mean_hv_more_seeds"]
         r["share_of_table_hv"] = r["median_hv_more_seeds"] / best
-        print(f"{name:16s} after {args.trials} trials: median of {args.seeds} seeds {r['ratio_to_random']:.2f}x random; "
-              f"over {args.more_seeds} seeds median {r['ratio_to_random_more_seeds']:.2f}x, mean "
+        print(f"{name:16s} after {args.trials} trials: median of {args.seeds} seeds "
+              f"{r['ratio_to_random']:.2f}x random; over {args.more_seeds} seeds median {r['ratio_to_random_more_seeds']:.2f}x, mean "
               f"{r['mean_ratio_more_seeds']:.2f}x ({r['share_of_table_hv']:.0%} of the whole table's hypervolume)")
     path = write_result("search_efficiency", {"trials": args.trials, "seeds": args.seeds, "more_seeds": args.more_seeds,
                                               "goal": GOAL, "table_size": len(table), "table_hv": best,

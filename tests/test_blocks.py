@@ -92,7 +92,7 @@ def test_zero_init_last_starts_a_residual_block_as_its_shortcut(family):
     after = block(x)
     last = block.branch[-1] if hasattr(block, "branch") else None
     ends_in_norm = isinstance(last, torch.nn.Sequential) and len(last) > 1
-    if getattr(block, "has_skip", False) and ends_in_norm:
+    if block.has_skip and ends_in_norm:
         shortcut = block.shortcut(x) if hasattr(block, "shortcut") else x
         post_act = getattr(block, "act", torch.nn.Identity())
         torch.testing.assert_close(after, post_act(shortcut))
