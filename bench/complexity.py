@@ -9,9 +9,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from archlab.build import build_model
-from archlab.complexity import clear_stage_costs, complexity
-from archlab.zoo import get_spec, zoo_names
+from archlab.arch.zoo import get_spec, zoo_names
+from archlab.nn.build import build_model
+from archlab.nn.complexity import clear_stage_costs, complexity
 from bench.common import write_result
 
 GOAL = 100.0

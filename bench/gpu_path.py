@@ -1,6 +1,6 @@
 """The GPU path in one short run: CUDA latency timing, and two search trials sharing one GPU (fractional GPUs).
 
-1. `measure_latency` on CUDA (events and synchronisation, archlab.latency) for three torchvision-exact networks at
+1. `measure_latency` on CUDA (events and synchronisation, archlab.measure.latency) for three torchvision-exact networks at
    224 px, batch 1 and 64, measured twice: median, p90, CV, repeats, and how far the two medians differ.
 2. A 4-trial search on scikit-learn's digits (no download) with `gpus_per_trial: 0.5` and 2 concurrent trials,
    latency on `cuda` at batch 1: the run folder's table must show every trial on a GPU id and at least one pair of
@@ -48,8 +48,8 @@ execution: {cpus_per_trial: 1, gpus_per_trial: 0.5, concurrent: 2}
 
 def cuda_latency() -> list[dict[str, Any]]:
     """Two measurements of each network at batch 1 and 64 on the current CUDA device."""
-    from archlab.latency import measure_latency
-    from archlab.zoo import get_spec
+    from archlab.arch.zoo import get_spec
+    from archlab.measure.latency import measure_latency
     rows = []
     for name in NETWORKS:
         for batch in (1, 64):
@@ -65,8 +65,8 @@ def cuda_latency() -> list[dict[str, Any]]:
 
 def shared_gpu_search(folder: Path) -> dict[str, Any]:
     """Run the 4-trial fractional-GPU search and read from its table which trials overlapped on one GPU."""
-    from archlab.results import load_table
-    from archlab.search import run_search
+    from archlab.search.engine import run_search
+    from archlab.search.results import load_table
     (folder / "space.yaml").write_text(SPACE)
     (folder / "study.yaml").write_text(STUDY)
     start = time.time()

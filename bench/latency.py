@@ -33,9 +33,9 @@ CV_NETWORKS = ("mobilenet_v3_small", "mobilenet_v2", "efficientnet_b0", "resnet1
 TRAINER = r"""
 import sys, torch
 from pathlib import Path
-from archlab.data import load_data
-from archlab.spec import ArchSpec, StageSpec, StemSpec
-from archlab.train import Budget, train
+from archlab.measure.data import load_data
+from archlab.arch.spec import ArchSpec, StageSpec, StemSpec
+from archlab.measure.train import Budget, train
 torch.set_num_threads(1)
 data = load_data("fashion_mnist", img_size=32, in_chans=1, limit=20000, val_limit=500)
 spec = ArchSpec(stem=StemSpec(width=32, stride=1), stages=(StageSpec(block="basic", depth=2, width=32, stride=2),
@@ -48,9 +48,9 @@ train(spec, data, recipe="proxy", budget=Budget(seconds=3600), memory_format="co
 
 def repeatability(repeats: int, max_seconds: float) -> dict[str, Any]:
     """CV of `repeats` medians per zoo network (eager), plus one ONNX Runtime median each."""
-    from archlab.build import build_model
-    from archlab.latency import BackendUnavailable, measure_latency
-    from archlab.zoo import get_spec
+    from archlab.arch.zoo import get_spec
+    from archlab.measure.latency import BackendUnavailable, measure_latency
+    from archlab.nn.build import build_model
     rows = {}
     for name in CV_NETWORKS:
         model = build_model(get_spec(name))
@@ -73,7 +73,7 @@ def repeatability(repeats: int, max_seconds: float) -> dict[str, Any]:
 
 
 def _measure_all(specs: list[Any], max_seconds: float) -> list[float]:
-    from archlab.latency import measure_latency
+    from archlab.measure.latency import measure_latency
     return [measure_latency(s, threads=1, max_seconds=max_seconds).latency_ms for s in specs]  # as a search ranks
 
 
@@ -103,7 +103,7 @@ def beside_training(max_seconds: float, cycles: int) -> dict[str, Any]:
     """
     from scipy.stats import spearmanr
 
-    from archlab.space import load_space
+    from archlab.space.search_space import load_space
     specs = [s for _, s in load_space("search_spaces/mobile.yaml").sample(10, seed=1, img_size=32, in_chans=1,
                                                                             num_classes=10)]
     modes = ("alone", "yield", "ignore")

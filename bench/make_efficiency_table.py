@@ -22,7 +22,7 @@ TABLE = HERE / "data" / "efficiency_table.csv"
 
 def grid() -> list[dict]:
     """Every parameter assignment of the (unconditional, all-categorical) benchmark space."""
-    from archlab.space import load_space
+    from archlab.space.search_space import load_space
     dims = load_space(SPACE).dimensions
     names = [d.name for d in dims]
     return [dict(zip(names, values)) for values in itertools.product(*(d.choices for d in dims))]
@@ -33,11 +33,11 @@ def evaluate(job: tuple[dict, int, int, float]) -> dict:
     params, limit, seed, epochs = job
     import torch
     torch.set_num_threads(1)
-    from archlab.complexity import complexity
-    from archlab.data import load_data
-    from archlab.latency import measure_latency
-    from archlab.space import load_space
-    from archlab.train import Budget, train
+    from archlab.measure.data import load_data
+    from archlab.measure.latency import measure_latency
+    from archlab.measure.train import Budget, train
+    from archlab.nn.complexity import complexity
+    from archlab.space.search_space import load_space
     data = load_data("fashion_mnist", img_size=32, in_chans=1, limit=limit, seed=seed, val_fraction=0.05)
     spec = load_space(SPACE).decode(params, img_size=32, in_chans=1, num_classes=data.num_classes)
     start = time.perf_counter()

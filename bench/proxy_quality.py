@@ -42,7 +42,7 @@ DEFAULT_STUDY = Path("studies/mobile_frontier.yaml")
 
 def _default_budget() -> dict[str, Any]:
     """The per-trial budget the default study trains with (its data subset, epochs, size and recipe)."""
-    from archlab.study import load_study
+    from archlab.search.study import load_study
     study = load_study(DEFAULT_STUDY)
     return dict(limit=study.dataset.limit, val_limit=study.dataset.val_limit, epochs=study.budget["epochs"],
                 img_size=study.dataset.img_size, recipe=study.recipe)
@@ -59,9 +59,9 @@ def architectures(n: int = 8, pick: str = "first") -> tuple[str, list[Any]]:
     MACs quantiles of the first 200, so the set runs from the cheapest networks to the cap as a front does."""
     space_file = Path("search_spaces/mobile.yaml")
     try:
-        from archlab.complexity import complexity
-        from archlab.space import load_space
-        from archlab.study import load_study
+        from archlab.nn.complexity import complexity
+        from archlab.search.study import load_study
+        from archlab.space.search_space import load_space
         if space_file.is_file():
             space = load_space(space_file)
             cap = load_study(DEFAULT_STUDY).constraints.get("max_macs", float("inf"))
@@ -74,7 +74,7 @@ def architectures(n: int = 8, pick: str = "first") -> tuple[str, list[Any]]:
             return f"{space_file} ({pick} {n})", feasible
     except ImportError:
         pass
-    from archlab.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
+    from archlab.arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
     specs = []
     for i in range(n):
         w, d, k, e = (16, 24, 32, 40)[i % 4], 1 + i % 3, (3, 5)[i % 2], (3.0, 6.0)[(i // 2) % 2]
@@ -93,9 +93,9 @@ def _init_worker(threads: int) -> None:
 
 def _run_trial(job: tuple[int, int, dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
     """Train one (architecture, seed) under one budget; runs in a worker process."""
-    from archlab.data import load_data
-    from archlab.spec import ArchSpec
-    from archlab.train import Budget, train
+    from archlab.arch.spec import ArchSpec
+    from archlab.measure.data import load_data
+    from archlab.measure.train import Budget, train
     arch_i, seed, spec_dict, cfg = job
     spec = ArchSpec.from_dict(spec_dict).replace(img_size=cfg["img_size"])
     start = time.perf_counter()

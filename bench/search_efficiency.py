@@ -3,7 +3,7 @@
 Each sampler searches bench/data/efficiency_space.yaml through archlab's define-by-run decoder; a trial's
 objectives (top-1, latency) are looked up in bench/data/efficiency_table.csv (made once by
 bench/make_efficiency_table.py). As in `archlab search`, an architecture already tried is answered from its
-trial (archlab.search.tell_duplicate) and not counted: N trials are N architectures trained, for every sampler
+trial (archlab.search.engine.tell_duplicate) and not counted: N trials are N architectures trained, for every sampler
 (random included). Median hypervolume over 5 seeds at N trials, as a ratio to random sampling (goal >= 1.15x at
 N = 24), and the same over --more-seeds seeds, since 5 seeds leave the median uncertain by about +-10%.
 Run: .venv/bin/python -m bench.search_efficiency
@@ -17,10 +17,10 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from archlab.pareto import as_minimization, hypervolume
-from archlab.search import MAX_DUPLICATES_IN_A_ROW, make_sampler, tell_duplicate
-from archlab.space import load_space
-from archlab.study import Study, load_study
+from archlab.search.engine import MAX_DUPLICATES_IN_A_ROW, make_sampler, tell_duplicate
+from archlab.search.pareto import as_minimization, hypervolume
+from archlab.search.study import Study, load_study
+from archlab.space.search_space import load_space
 from bench.common import write_result
 from bench.make_efficiency_table import SPACE, TABLE
 from bench.proxy_quality import DEFAULT_STUDY

@@ -11,9 +11,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from archlab.results import load_table
-from archlab.search import run_search
-from archlab.study import load_study
+from archlab.search.engine import run_search
+from archlab.search.results import load_table
+from archlab.search.study import load_study
 from bench.common import write_result
 
 GOAL = 0.05

@@ -14,9 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from archlab.raycluster import local_cluster
-from archlab.results import load_table
-from archlab.search import run_search
+from archlab.search.engine import run_search
+from archlab.search.ray_local import local_cluster
+from archlab.search.results import load_table
 from bench.common import write_result
 
 STUDY = Path(__file__).resolve().parent / "data" / "scaling_study.yaml"

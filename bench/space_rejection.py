@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from archlab.build import build_model
-from archlab.complexity import params_macs
-from archlab.layers import count_params
-from archlab.space import SearchSpace, clear_caches, load_space
+from archlab.nn.build import build_model
+from archlab.nn.complexity import params_macs
+from archlab.nn.layers import count_params
+from archlab.space.search_space import SearchSpace, clear_caches, load_space
 from bench.common import write_result
 
 GOAL = 10_000.0

@@ -6,7 +6,7 @@ grey replicated to 3 channels, the timm/torchvision default input), on Fashion-M
   2 workers, the default (contiguous) layout; goal: archlab >= 1.3x of it.
 - ceiling: the same model stepping on in-memory random tensors, no data path at all, in the faster of the two
   layouts; goal: archlab >= 0.9x of it.
-- archlab: `archlab.train.train` with the proxy recipe at batch 128 with flips, images/s of its training steps.
+- archlab: `archlab.measure.train.train` with the proxy recipe at batch 128 with flips, images/s of its training steps.
 Also the achieved GFLOP/s (training ~ 3 x forward = 6 FLOPs per MAC) as a share of a float32 matmul peak
 measured in the same run. The methods alternate --repeats times; a ratio is the median of the ratios paired
 within a repeat, so load from other processes on a shared machine hits both sides.
@@ -32,12 +32,12 @@ BATCH = 128
 
 def models() -> dict[str, Any]:
     """The benchmark networks at 32 px, 10 classes: 1 input channel, and ResNet-18 also with 3."""
-    from archlab.zoo import get_spec
+    from archlab.arch.zoo import get_spec
     try:
-        from archlab.space import load_space
+        from archlab.space.search_space import load_space
         mobile = load_space("search_spaces/mobile.yaml").sample(1, seed=0, img_size=32, in_chans=1,
                                                                  num_classes=10)[0][1].replace(name="mobile_sample0")
-    except (ImportError, OSError, Exception):  # noqa: BLE001 - the space is another area's; fall back to the zoo
+    except (ImportError, OSError, Exception):
         mobile = get_spec("mobilenet_v3_small", img_size=32, in_chans=1, num_classes=10)
     return {"mobile": mobile, "resnet18": get_spec("resnet18", img_size=32, in_chans=1, num_classes=10),
             "resnet18_rgb": get_spec("resnet18", img_size=32, in_chans=3, num_classes=10)}
@@ -66,7 +66,7 @@ def _sgd(model: nn.Module) -> torch.optim.Optimizer:
 
 def ceiling(spec: Any, steps: int, fmt: torch.memory_format) -> float:
     """Images/s of bare training steps on one in-memory random batch (no data path)."""
-    from archlab.build import build_model
+    from archlab.nn.build import build_model
     torch.manual_seed(0)
     model = build_model(spec).to(memory_format=fmt).train()
     opt = _sgd(model)
@@ -89,7 +89,7 @@ def plain_loop(spec: Any, steps: int, root: str) -> float:
     from torchvision import transforms
     from torchvision.datasets import FashionMNIST
 
-    from archlab.build import build_model
+    from archlab.nn.build import build_model
     torch.manual_seed(0)
     grey = [transforms.Grayscale(num_output_channels=spec.in_chans)] if spec.in_chans > 1 else []
     tf = transforms.Compose([*grey, transforms.Resize(spec.img_size), transforms.RandomHorizontalFlip(),
@@ -118,8 +118,8 @@ def plain_loop(spec: Any, steps: int, root: str) -> float:
 
 
 def archlab_trainer(spec: Any, steps: int, data: Any) -> tuple[float, str]:
-    """Images/s of archlab.train's training steps (proxy recipe, batch 128, flips) and the layout it chose."""
-    from archlab.train import Budget, train
+    """Images/s of archlab.measure.train's training steps (proxy recipe, batch 128, flips) and the layout it chose."""
+    from archlab.measure.train import Budget, train
     recipe = {"base": "proxy", "batch_size": BATCH, "augmentation": "flip"}  # the plain loop's work: flips
     res = train(spec, data, recipe=recipe, budget=Budget(images=steps * BATCH), seed=0)
     return res.images_per_s, res.memory_format
@@ -132,8 +132,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="timed steps of batch 128 per measurement")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
-    from archlab.complexity import complexity
-    from archlab.data import _fashion_root, load_data
+    from archlab.measure.data import _fashion_root, load_data
+    from archlab.nn.complexity import complexity
     torch.set_num_threads(args.threads)
     peak = matmul_peak_gflops(args.threads)
     root = str(_fashion_root(None))

@@ -9,7 +9,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("ARCHLAB_REPORTS_DIR", tempfile.mkdtemp(prefix="archlab-reports-"))
 
 
-def pytest_configure(config):  # noqa: D103
+def pytest_configure(config):
     try:
         import torch
         torch.set_num_threads(1)

@@ -1,0 +1,450 @@
+"""Declarative CNN architecture specs: frozen, validated, serialisable, torch-free.
+
+An `ArchSpec` is a stem, a tuple of stages (rows of identical blocks, as in torchvision's `MBConvConfig`
+tables and timm's `ByoBlockCfg`) and a head. Every canonical network in `archlab.arch.zoo` and every point of a
+search space is one. Nothing here imports torch, so specs can be made, validated, hashed and compared in
+microseconds (pycls AnyNet, Radosavovic et al. 2020, is the model for "one generic network").
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from archlab.core.errors import SpecError, did_you_mean
+
+__all__ = [
+    "ACTS", "BLOCKS", "DOWNSAMPLES", "NORMS", "STEMS", "ArchSpec", "HeadSpec", "StageSpec", "StemSpec",
+    "conv_out", "make_divisible", "load_spec",
+]
+
+# Names the torch side registers; kept here so specs validate without importing torch.
+# archlab.nn.blocks checks at import that its registries hold exactly these names.
+BLOCKS = ("plain", "basic", "bottleneck", "inverted_residual", "convnext")
+STEMS = ("conv", "deep", "patchify", "identity")
+NORMS = ("batchnorm", "layernorm", "none")
+ACTS = ("relu", "relu6", "silu", "hardswish", "gelu", "tanh", "none")
+GATES = ("sigmoid", "hard_sigmoid")
+DOWNSAMPLES = ("stride", "layer", "pool", "pool_overlap")
+STEM_POOLS = ("none", "max", "max_nopad")
+HEAD_POOLS = ("avg", "max", "none")
+PADDINGS = ("same", "valid")
+COUNTS = ("all", "one")
+
+
+def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round `value` to a multiple of `divisor`, never more than 10% down (torchvision/timm rounding).
+
+    Rewritten rather than imported from timm.layers because this module must not import torch.
+    """
+    min_value = min_value or divisor
+    new_value = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    if new_value < 0.9 * value:
+        new_value += divisor
+    return new_value
+
+
+def conv_out(size: int, kernel_size: int, stride: int, padding: int) -> int:
+    """Output side of a convolution or pooling window over `size` pixels."""
+    return (size + 2 * padding - kernel_size) // stride + 1
+
+
+def _fail(path: str, rule: str, value: object) -> typing.NoReturn:
+    raise SpecError(path, rule, value)
+
+
+def _check_choice(path: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SpecError(path, "must be one of " + ", ".join(choices) + did_you_mean(str(value), choices,
+                                                                                     list_valid=False), value)
+
+
+def _check_positive(path: str, value: int | float, *, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        _fail(path, "must be >= 0" if allow_zero else "must be > 0", value)
+
+
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
+
+
+class _Spec:
+    """Shared dict/JSON/YAML round trip for the spec dataclasses."""
+
+    def _normalise(self) -> None:
+        """Store ints given for float fields as floats and lists as tuples, so equal specs hash equal."""
+        for name, hint in _hints(type(self)).items():
+            value = getattr(self, name)
+            if hint is float and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, name, float(value))
+            elif hint is float and not isinstance(value, float) and hasattr(value, "__float__") \
+                    and not isinstance(value, (bool, str)):
+                object.__setattr__(self, name, float(value))  # e.g. a Fraction
+            elif isinstance(value, list):
+                object.__setattr__(self, name, tuple(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A plain dict (lists for tuples) that `from_dict` turns back into an equal spec."""
+        out: dict[str, Any] = {}
+        for f in fields(self):  # type: ignore[arg-type]
+            out[f.name] = _plain(getattr(self, f.name))
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any, *, path: str = "") -> Any:
+        """Build and validate a spec from a dict; errors name the key path under `path`."""
+        if not isinstance(data, dict):
+            raise SpecError(path or cls.__name__, "must be a mapping", data)
+        names = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+        hints = _hints(cls)
+        kwargs: dict[str, Any] = {}
+        for key, value in data.items():
+            key_path = f"{path}.{key}" if path else str(key)
+            if key not in names:
+                raise SpecError(key_path, "is not a known key" + did_you_mean(str(key), names), show_value=False)
+            kwargs[key] = _coerce(hints[key], value, key_path)
+        try:
+            return cls(**kwargs)
+        except SpecError as err:
+            raise err.with_context(prefix=path) from None
+        except TypeError as err:  # a missing required key
+            missing = [n for n, f in names.items() if n not in kwargs and f.default is dataclasses.MISSING
+                       and f.default_factory is dataclasses.MISSING]
+            raise SpecError(path or cls.__name__, f"is missing required key(s) {', '.join(missing)}",
+                            show_value=False) from err
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, _Spec):
+        return value.to_dict()
+    if isinstance(value, tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _coerce(hint: Any, value: Any, path: str) -> Any:
+    """Check `value` against a field's type hint, converting lists to tuples and ints to floats."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, path)
+            except SpecError as err:
+                errors.append(err)
+        raise errors[0]
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise SpecError(path, "must be a list", value)
+        item = typing.get_args(hint)[0]
+        return tuple(_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value))
+    if isinstance(hint, type) and issubclass(hint, _Spec):
+        return hint.from_dict(value, path=path)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise SpecError(path, "must be true or false", value)
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SpecError(path, "must be an integer", value)
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise SpecError(path, "must be a number", value)
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise SpecError(path, "must be a string", value)
+        return value
+    raise AssertionError(f"unhandled type hint {hint!r}")  # internal: a field with an unsupported type
+
+
+@dataclass(frozen=True, slots=True)
+class StemSpec(_Spec):
+    """The stem: `conv` (kxk/s conv-norm-act [+ 3x3/2 max-pool]), `deep` (three 3x3), `patchify`, `identity`.
+
+    ResNet is conv k7 s2 + max-pool, MobileNet/EfficientNet conv k3 s2, the small-image stem conv k3 s1,
+    ConvNeXt patchify k4 (stride = kernel, bias, optional norm, no activation).
+    """
+
+    type: str = "conv"
+    width: int = 64
+    kernel_size: int = 3
+    stride: int = 2
+    padding: int | None = None   # None: kernel_size // 2 for conv and deep, 0 for patchify
+    pool: str = "none"           # max: 3x3/2 pad 1 (ResNet); max_nopad: 3x3/2 no pad (AlexNet)
+    norm: str = "batchnorm"
+    act: str = "relu"
+
+    def __post_init__(self) -> None:
+        self._normalise()
+        _check_choice("type", self.type, STEMS)
+        _check_positive("width", self.width)
+        _check_positive("kernel_size", self.kernel_size)
+        _check_positive("stride", self.stride)
+        if self.padding is not None and self.padding < 0:
+            _fail("padding", "must be >= 0", self.padding)
+        if self.type in ("patchify", "identity") and self.pool != "none":
+            _fail("pool", f"must be none for a {self.type} stem", self.pool)
+        if self.type == "patchify" and self.kernel_size != self.stride:
+            _fail("stride", f"must equal kernel_size ({self.kernel_size}) for a patchify stem", self.stride)
+        _check_choice("pool", self.pool, STEM_POOLS)
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("act", self.act, ACTS)
+
+    @property
+    def pad(self) -> int:
+        """Padding actually applied by the stem's (first) convolution."""
+        if self.padding is not None:
+            return self.padding
+        return 0 if self.type == "patchify" else self.kernel_size // 2
+
+    def out_size(self, size: int) -> int:
+        """Spatial side after the stem for an input side `size`."""
+        if self.type == "identity":
+            return size
+        size = conv_out(size, self.kernel_size, self.stride, self.pad)
+        if self.pool == "max":
+            size = conv_out(size, 3, 2, 1)
+        elif self.pool == "max_nopad":
+            size = conv_out(size, 3, 2, 0)
+        return size
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec(_Spec):
+    """One stage: `depth` blocks of one family; only the first block changes width and resolution.
+
+    Which fields a family reads: plain/basic use kernel_size; bottleneck adds expand_ratio (of the output
+    width) and group_width; inverted_residual uses expand_ratio (of the input width), se_*; convnext
+    (depthwise conv first) uses expand_ratio (of the output width), acts and norms.
+    """
+
+    block: str                        # a name in BLOCKS
+    depth: int
+    width: int                        # output channels of every block in the stage
+    stride: int = 1
+    kernel_size: int = 3
+    expand_ratio: float = 1.0         # > 1 inverted, < 1 bottleneck
+    group_width: int | None = None    # None dense, 1 depthwise, g: ResNeXt groups of g channels
+    se_ratio: float = 0.0             # 0 disables squeeze-excitation
+    se_gate: str = "sigmoid"
+    se_act: str | None = None         # None: the block's activation
+    se_base: str = "in"               # squeeze width from block input (EfficientNet) or mid width (MobileNetV3)
+    act: str = "relu"
+    norm: str = "batchnorm"
+    acts: str = "all"                 # convnext family: an activation after every conv, or one in the MLP
+    norms: str = "all"                # convnext family: a norm after every conv, or one after the dw conv
+    downsample: str = "stride"        # stride: in-block; layer: norm + kxk/k conv; pool(_overlap): max-pool after
+    padding: str = "same"
+    bias: bool | None = None          # None: a conv has a bias exactly when no BatchNorm follows it
+
+    def __post_init__(self) -> None:
+        self._normalise()
+        _check_choice("block", self.block, BLOCKS)
+        _check_positive("depth", self.depth)
+        _check_positive("width", self.width)
+        if self.stride not in (1, 2):
+            _fail("stride", "must be 1 or 2", self.stride)
+        _check_positive("kernel_size", self.kernel_size)
+        _check_choice("padding", self.padding, PADDINGS)
+        if self.padding == "same" and self.kernel_size % 2 == 0:
+            _fail("kernel_size", "must be odd with same padding", self.kernel_size)
+        if self.padding == "valid" and self.block != "plain":
+            _fail("padding", "may be valid only for the plain family", self.padding)
+        _check_positive("expand_ratio", self.expand_ratio)
+        if self.group_width is not None:
+            _check_positive("group_width", self.group_width)
+        if not 0.0 <= self.se_ratio < 1.0:
+            _fail("se_ratio", "must be in [0, 1)", self.se_ratio)
+        _check_choice("se_gate", self.se_gate, GATES)
+        if self.se_act is not None:
+            _check_choice("se_act", self.se_act, ACTS)
+        _check_choice("se_base", self.se_base, ("in", "mid"))
+        _check_choice("act", self.act, ACTS)
+        _check_choice("norm", self.norm, NORMS)
+        _check_choice("acts", self.acts, COUNTS)
+        _check_choice("norms", self.norms, COUNTS)
+        _check_choice("downsample", self.downsample, DOWNSAMPLES)
+
+    @property
+    def pad(self) -> int:
+        """Padding of the stage's kxk convs."""
+        return self.kernel_size // 2 if self.padding == "same" else 0
+
+    def out_size(self, size: int) -> int:
+        """Spatial side after this stage for an input side `size`."""
+        if self.downsample == "layer":
+            size = conv_out(size, self.stride, self.stride, 0)
+        first_stride = self.stride if self.downsample == "stride" else 1
+        size = conv_out(size, self.kernel_size, first_stride, self.pad)
+        # later blocks keep the side with same padding and shrink it by k - 1 with valid padding
+        size -= (self.depth - 1) * (self.kernel_size - 1 - 2 * self.pad)
+        if self.downsample == "pool" and self.stride > 1:
+            size = conv_out(size, self.stride, self.stride, 0)
+        elif self.downsample == "pool_overlap" and self.stride > 1:
+            size = conv_out(size, 3, 2, 0)
+        return size
+
+
+@dataclass(frozen=True, slots=True)
+class HeadSpec(_Spec):
+    """The head: [1x1 conv-norm-act] -> pool -> [norm] -> [hidden FC-act-dropout ...] -> dropout -> FC."""
+
+    conv_width: int | None = None     # MobileNet/EfficientNet's final 1x1 conv
+    pool: str = "avg"
+    pool_size: int = 1                # adaptive pooling output side: 7 for VGG, 6 for AlexNet
+    norm: str = "none"                # norm after pooling (ConvNeXt: layernorm)
+    hidden: tuple[int, ...] = ()      # hidden FC widths: (4096, 4096) for VGG, (1280,) for MobileNetV3
+    act: str = "relu"
+    dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._normalise()
+        if self.conv_width is not None:
+            _check_positive("conv_width", self.conv_width)
+        _check_choice("pool", self.pool, HEAD_POOLS)
+        _check_positive("pool_size", self.pool_size)
+        _check_choice("norm", self.norm, NORMS)
+        for i, w in enumerate(self.hidden):
+            _check_positive(f"hidden[{i}]", w)
+        _check_choice("act", self.act, ACTS)
+        if not 0.0 <= self.dropout < 1.0:
+            _fail("dropout", "must be in [0, 1)", self.dropout)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchSpec(_Spec):
+    """A whole network: stem -> stages -> head, for `img_size` inputs with `in_chans` channels."""
+
+    stem: StemSpec
+    stages: tuple[StageSpec, ...]
+    head: HeadSpec = field(default_factory=HeadSpec)
+    img_size: int = 224
+    in_chans: int = 3
+    num_classes: int = 1000
+    drop_path_rate: float = 0.0       # stochastic depth, linear over all residual blocks (timm's schedule)
+    layer_scale_init: float = 0.0     # convnext family: 0 disables layer scale
+    name: str = ""                    # a label only: not part of arch_id
+
+    def __post_init__(self) -> None:
+        self._normalise()
+        if not self.stages:
+            _fail("stages", "must hold at least one stage", list(self.stages))
+        _check_positive("img_size", self.img_size)
+        _check_positive("in_chans", self.in_chans)
+        _check_positive("num_classes", self.num_classes)
+        if not 0.0 <= self.drop_path_rate < 1.0:
+            _fail("drop_path_rate", "must be in [0, 1)", self.drop_path_rate)
+        _check_positive("layer_scale_init", self.layer_scale_init, allow_zero=True)
+        size = self.stem.out_size(self.img_size)
+        if size < 1:
+            _fail("img_size", f"is too small: the stem leaves {size} px", self.img_size)
+        in_chs = self.stem.width if self.stem.type != "identity" else self.in_chans
+        for i, stage in enumerate(self.stages):
+            _check_groups(f"stages[{i}]", stage, in_chs)
+            size = stage.out_size(size)
+            if size < 1:
+                _fail("img_size", f"is too small: stages[{i}] leaves {size} px", self.img_size)
+            in_chs = stage.width
+        if self.head.pool == "none" and self.head.pool_size != 1:
+            _fail("head.pool_size", "must be 1 when head.pool is none", self.head.pool_size)
+
+    @property
+    def arch_id(self) -> str:
+        """Stable content hash of the architecture (the name is left out)."""
+        data = self.to_dict()
+        data.pop("name")
+        blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+    @property
+    def num_blocks(self) -> int:
+        """Total number of blocks over all stages."""
+        return sum(s.depth for s in self.stages)
+
+    def to_json(self) -> str:
+        """The spec as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2)
+
+    def to_yaml(self) -> str:
+        """The spec as YAML (block style, keys in field order)."""
+        import yaml  # kept local: PyYAML is only needed for YAML
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> ArchSpec:
+        """Parse a spec from JSON text."""
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_yaml(cls, text: str) -> ArchSpec:
+        """Parse a spec from YAML text (safe loader only)."""
+        from archlab.core.yamlio import load_yaml_text
+        return cls.from_dict(load_yaml_text(text))
+
+    def replace(self, **changes: Any) -> ArchSpec:
+        """A copy with `changes` applied (validated again)."""
+        return replace(self, **changes)
+
+    def with_stages(self, **changes: Any) -> ArchSpec:
+        """A copy with the same `changes` applied to every stage."""
+        return replace(self, stages=tuple(replace(s, **changes) for s in self.stages))
+
+
+def _check_groups(path: str, stage: StageSpec, in_chs: int) -> None:
+    """Group width must divide the grouped conv's channels in every block of the stage."""
+    if stage.group_width is None:
+        return
+    for chs in {mid_channels(stage, in_chs), mid_channels(stage, stage.width)}:
+        if chs % stage.group_width:
+            raise SpecError(f"{path}.group_width", f"must divide the grouped conv's {chs} channels",
+                            stage.group_width)
+
+
+def mid_channels(stage: StageSpec, in_chs: int) -> int:
+    """Width of a block's inner (grouped or depthwise) conv, by family."""
+    if stage.block == "inverted_residual":
+        # torchvision MBConv/MobileNetV2: expansion of the *input* width, rounded to a multiple of 8
+        return in_chs if stage.expand_ratio == 1.0 else make_divisible(in_chs * stage.expand_ratio, 8)
+    if stage.block == "convnext":
+        return in_chs  # the depthwise conv comes first, on the block's input
+    if stage.block == "bottleneck":
+        return max(1, int(stage.width * stage.expand_ratio))
+    return stage.width
+
+
+def load_spec(path: str | Path) -> ArchSpec:
+    """Read an ArchSpec from a .json, .yaml or .yml file; errors name the file."""
+    from archlab.core.yamlio import load_yaml_file
+    path = Path(path)
+    try:
+        if path.suffix == ".json":
+            try:
+                data = json.loads(path.read_text())
+            except json.JSONDecodeError as err:
+                raise SpecError("", f"is not valid JSON ({err.msg} at line {err.lineno})", show_value=False,
+                                file=str(path)) from None
+        else:
+            data = load_yaml_file(path)
+        return ArchSpec.from_dict(data)
+    except SpecError as err:
+        raise err.with_context(file=str(path)) from None
+    except OSError as err:
+        raise SpecError("", f"cannot be read ({err.strerror})", show_value=False, file=str(path)) from None
+

@@ -1,0 +1,6 @@
+"""`python -m archlab.cli`: the same entry point as the `archlab` script."""
+import sys
+
+from archlab.cli.main import main
+
+sys.exit(main())

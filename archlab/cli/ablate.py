@@ -1,0 +1,55 @@
+"""`archlab ablate STUDY`: replay an ablation ladder (Liu et al. 2022's ResNet-50 -> ConvNeXt-T by default)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from archlab.core.errors import ArchlabError
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the ablate subcommand."""
+    p = sub.add_parser("ablate", help="replay an ablation ladder: paper vs proxy, step by step",
+                       description="Measure every row of a ladder file (parameters and MACs at full size, "
+                                   "latency of the proxy-size network here) and train each row on the proxy for "
+                                   "every seed; rerunning with the same --out resumes.")
+    p.add_argument("study", metavar="STUDY", help="ladder file, e.g. studies/convnext_ablation.yaml")
+    p.add_argument("--no-train", action="store_true", help="complexity and latency only (seconds)")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per step")
+    p.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
+                   help="train seeds 0..N-1 instead of the file's seeds")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="run folder (default runs/<study>-<YYYYmmdd-HHMMSS>; an existing one is resumed)")
+    p.set_defaults(func=_run_ablate)
+
+
+def _run_ablate(args: argparse.Namespace) -> int:
+    from archlab.ablation.ladder import format_report, load_ladder, run_ablation
+    ladder = load_ladder(args.study)
+    seeds = None if args.seeds is None else tuple(range(args.seeds))
+    try:
+        report = run_ablation(ladder, out=args.out, train=not args.no_train, seeds=seeds)
+    except OSError as err:
+        raise ArchlabError(f"{args.out or 'runs/'}: {err.strerror or err}") from None
+    if args.json:
+        print(json.dumps(report.steps_json(), indent=2))
+    else:
+        print(format_report(report))
+    if report.out:
+        from archlab.report.writer import write_run_report  # the same guarded writer the search uses
+        html = write_run_report(Path(report.out))
+        if html:
+            print(f"report: {html}", file=sys.stderr if args.json else sys.stdout)
+    return 0

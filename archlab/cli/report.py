@@ -1,0 +1,26 @@
+"""`archlab report RUN_DIR... [--out FILE] [--static]`: one self-contained HTML report of search or ablation runs."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add the report subcommand."""
+    p = sub.add_parser("report", help="write an offline HTML report of search or ablation run folders",
+                       description="Read run folders (a search's trials table, or an ablation's ablation.json) and "
+                                   "write one self-contained HTML page: plotly.js embedded, no network needed. "
+                                   "Several search runs are overlaid on one front.")
+    p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folder(s) written by archlab search / ablate")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="the .html file to write (default reports/<run folder name>.html)")
+    p.add_argument("--static", action="store_true",
+                   help="also write a PNG and an SVG of every figure next to it (needs kaleido and Chrome/Chromium)")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from archlab.report.writer import write_report
+    path = write_report(args.runs, args.out, static=args.static, log=lambda m: print(m, file=sys.stderr))
+    print(path)
+    return 0

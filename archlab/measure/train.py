@@ -1,0 +1,487 @@
+"""The proxy trainer: trains a network built from an ArchSpec on in-memory data under a budget and a recipe.
+
+A search trades proxy accuracy against latency, so the trainer must be fast and its numbers honest: data stay
+on the device as uint8 tensors with batched augmentation (no DataLoader workers), the memory layout
+(channels_last or contiguous) is chosen per architecture and device by a short timed probe because it changes
+step time 3-30x in either direction, a NaN/inf loss raises `DivergedError` instead of reporting chance
+accuracy, and every epoch's validation top-1 goes to a callback that may stop the run (successive halving,
+Li et al. 2020, "A System for Massively Parallel Hyperparameter Tuning"). Recipes live in `archlab.measure.recipes`,
+augmentation in `archlab.measure.augment`. Deterministic for a seed on CPU; on CUDA, bf16 autocast and optional
+torch.compile.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from archlab.arch.spec import ArchSpec, _Spec
+from archlab.core.errors import ArchlabError, SpecError
+from archlab.measure.augment import BatchAugment, make_mixup, make_random_erasing
+from archlab.measure.data import DataSplits, cache_home
+from archlab.measure.latency import JsonStore, MeasurementGate, device_name, measurement_lock
+from archlab.measure.recipes import RECIPES, Recipe, get_recipe, lr_factor
+from archlab.nn.build import build_model
+
+__all__ = ["RECIPES", "Budget", "DivergedError", "EpochReport", "Recipe", "TrainResult", "choose_memory_format",
+           "get_recipe", "train"]
+
+MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
+_EVAL_BATCH = 500
+
+
+class DivergedError(ArchlabError):
+    """Training produced a NaN or infinite loss; names where and the value, so the run fails loudly."""
+
+    def __init__(self, epoch: float, step: int, loss: float, lr: float) -> None:
+        self.epoch, self.step, self.loss, self.lr = epoch, step, loss, lr
+        super().__init__(f"training diverged at epoch {epoch:.2f}, step {step}: loss {loss} (learning rate "
+                         f"{lr:.4g}); lower the recipe's lr or add warm-up")
+
+
+@dataclass(frozen=True, slots=True)
+class Budget(_Spec):
+    """How long to train: epochs, images or seconds; training stops at the first limit reached."""
+
+    epochs: float | None = None
+    images: int | None = None
+    seconds: float | None = None     # wall time of the training loop, evaluation included
+
+    def __post_init__(self) -> None:
+        self._normalise()
+        if self.epochs is None and self.images is None and self.seconds is None:
+            raise SpecError("", "needs at least one of epochs, images or seconds", show_value=False)
+        for key in ("epochs", "images", "seconds"):
+            value = getattr(self, key)
+            if value is not None and value <= 0:
+                raise SpecError(key, "must be > 0", value)
+
+    def total_steps(self, n_train: int, batch: int) -> int | None:
+        """Optimizer steps allowed on `n_train` images in batches of `batch` (an epoch drops the last partial
+        batch), or None when only seconds bound the run."""
+        limits = [round(self.epochs * (n_train // batch))] if self.epochs is not None else []
+        limits += [round(self.images / batch)] if self.images is not None else []
+        return max(1, min(limits)) if limits else None
+
+
+@dataclass(frozen=True, slots=True)
+class EpochReport:
+    """End of one epoch (or of the budget): validation top-1 in percent, mean training loss, progress."""
+
+    epoch: float                     # optimizer steps / steps per epoch (an epoch drops the last partial batch)
+    val_top1: float                  # top-1 accuracy in percent on the evaluation split
+    train_loss: float                # mean loss over this epoch's steps
+    images_seen: int
+    wall_s: float                    # since the training loop started
+    lr: float = 0.0                  # learning rate at the last step
+    last: bool = False               # the evaluation at the end of a step budget (the search sends it as final)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """A finished training run: final top-1 (percent, on `eval_split`), history, time and throughput."""
+
+    top1: float
+    epochs_run: float
+    history: tuple[EpochReport, ...]
+    wall_s: float                    # the whole call: layout probe, training and evaluation
+    images_per_s: float              # training images per second of training steps
+    memory_format: str
+    stopped_early: bool              # the callback asked to stop
+    eval_split: str = "val"
+    train_loss: float = float("nan")
+    images_seen: int = 0
+    steps: int = 0
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    probe_s: float = 0.0             # the layout probe (0 when cached or given)
+    paused_s: float = 0.0            # waiting for latency measurements of other processes
+    batch_size: int = 0
+    peak_lr: float = 0.0
+    threads: int = 0
+    device: str = "cpu"
+    seed: int = 0
+    recipe: str = ""
+    arch_id: str = ""
+    name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+# --- memory layout --------------------------------------------------------------------------------------
+
+_LAYOUTS: dict[str, str] = {}
+_PROBE_BATCH = 32      # first probe pass: the slow layout can be 30x slower, and 32 images show it
+# A layout at least this much faster is kept on disk for good; a closer call can flip with the machine's load
+# at probe time (a ResNet-18 probed under load kept contiguous though channels_last stepped 13% faster when
+# quiet), so it is probed again once it is older than CLOSE_CALL_TTL_S.
+DECISIVE_MARGIN = 1.25
+CLOSE_CALL_TTL_S = 24 * 3600.0
+
+
+def _layout_store() -> JsonStore:
+    return JsonStore(cache_home() / "layouts.json")
+
+
+def choose_memory_format(spec: ArchSpec, *, device: str = "cpu", batch: int = 128, threads: int | None = None,
+                         lock_dir: str | Path | None = None, lock: bool = True, use_cache: bool = True
+                         ) -> tuple[str, dict[str, float]]:
+    """The faster layout for training `spec` here, by timing steps in each; cached per arch/device/batch/size.
+
+    Returns (name, seconds per probe step by layout); the timings are empty when the answer came from the cache.
+    The layouts' steps alternate, so a load change on a shared machine hits both; contiguous wins ties within
+    5%. The probe holds the measurement lock, so trainers beside it pause and do not skew it. The disk cache
+    keeps a decisive answer for good and a close call for CLOSE_CALL_TTL_S.
+    """
+    threads = threads or torch.get_num_threads()
+    # stochastic depth changes no kernel, so it is left out of the key
+    key = "|".join((spec.replace(drop_path_rate=0.0).arch_id, device, device_name(device), f"threads={threads}",
+                    f"batch={batch}", f"{spec.in_chans}x{spec.img_size}", f"torch {torch.__version__}"))
+
+    def cached() -> str | None:
+        if not use_cache:
+            return None
+        if key not in _LAYOUTS:
+            stored = _layout_store().get(key)
+            # entries before margins were stored are plain names: probe those again too
+            if not isinstance(stored, dict) or stored.get("layout") not in MEMORY_FORMATS:
+                return None
+            if stored.get("margin", 0.0) < DECISIVE_MARGIN and time.time() - stored.get("probed", 0.0) > CLOSE_CALL_TTL_S:
+                return None
+            _LAYOUTS[key] = stored["layout"]
+        return _LAYOUTS[key]
+
+    if (hit := cached()) is not None:
+        return hit, {}
+    guard = measurement_lock(lock_dir) if lock else contextlib.nullcontext()
+    with guard:
+        if (hit := cached()) is not None:  # a trial beside this one probed the same network while we waited
+            return hit, {}
+        with torch.random.fork_rng(devices=[torch.device(device)] if device.startswith("cuda") else []):
+            torch.manual_seed(0)
+            times = _probe(spec, device, batch)
+        best = "channels_last" if times["channels_last"] < 0.95 * times["contiguous"] else "contiguous"
+        if use_cache:
+            _LAYOUTS[key] = best
+            margin = max(times.values()) / max(min(times.values()), 1e-12)
+            _layout_store().put(key, {"layout": best, "margin": round(margin, 3), "probed": time.time()})
+    return best, times
+
+
+def _probe(spec: ArchSpec, device: str, batch: int, rounds: int = 2) -> dict[str, float]:
+    """Best seconds per training step in each layout (per `batch` images), steps of the layouts interleaved.
+
+    First a cheap pass at batch min(batch, 32): a layout over 2x slower there is settled at once, since at 30x
+    slower (depthwise convs in channels_last on some CPUs) a full-batch step would cost seconds. A closer call
+    is timed again at the real batch, where the two layouts cost about the same, after one warm-up step each.
+    """
+    cuda = device.startswith("cuda")
+    models = {name: build_model(spec).to(device=device, memory_format=fmt).train()
+              for name, fmt in MEMORY_FORMATS.items()}
+
+    def timings(n: int, rounds: int) -> dict[str, float]:
+        steps = {}
+        for name, fmt in MEMORY_FORMATS.items():
+            opt = torch.optim.SGD(models[name].parameters(), lr=0.0, momentum=0.9)
+            x = torch.randn(n, spec.in_chans, spec.img_size, spec.img_size, device=device)
+            y = torch.randint(0, spec.num_classes, (n,), device=device)
+            steps[name] = _probe_step(models[name], opt, x.contiguous(memory_format=fmt), y, device if cuda else None)
+        for step in steps.values():
+            step()  # warm-up: allocations and kernel selection for this shape
+        times = {name: math.inf for name in steps}
+        for _ in range(rounds):
+            for name, step in steps.items():
+                times[name] = min(times[name], step())
+        return {name: t * batch / n for name, t in times.items()}
+
+    small = min(batch, _PROBE_BATCH)
+    times = timings(small, 1)
+    if small == batch or max(times.values()) > 2 * min(times.values()):
+        return times
+    return timings(batch, rounds)
+
+
+def _probe_step(model: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                cuda_device: str | None) -> Callable[[], float]:
+    def step() -> float:
+        t = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda_device is not None):
+            loss = nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if cuda_device is not None:
+            torch.cuda.synchronize(cuda_device)
+        return time.perf_counter() - t
+    return step
+
+
+# --- training -------------------------------------------------------------------------------------------
+
+def _check_fit(spec: ArchSpec, data: DataSplits) -> None:
+    for key, want, got in (("img_size", spec.img_size, data.img_size), ("in_chans", spec.in_chans, data.in_chans),
+                           ("num_classes", spec.num_classes, data.num_classes)):
+        if want != got:
+            raise ArchlabError(f"the spec's {key} is {want} but the {data.name} data have {got}; use "
+                               f"spec.replace({key}={got}) or load the data with matching settings")
+
+
+def _seed_all(seed: int) -> None:
+    """Seed every RNG the trainer draws from: torch (init, augmentation), numpy (timm Mixup), random (erasing)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _optimizer(model: nn.Module, recipe: Recipe, lr: float) -> torch.optim.Optimizer:
+    from timm.optim import create_optimizer_v2
+    kwargs: dict[str, Any] = {}
+    if recipe.betas is not None:
+        kwargs["betas"] = tuple(recipe.betas)
+    # timm's factory leaves biases and norm weights out of weight decay (filter_bias_and_bn)
+    return create_optimizer_v2(model, opt=recipe.optimizer, lr=lr, weight_decay=recipe.weight_decay,
+                               momentum=recipe.momentum, **kwargs)
+
+
+class _Normalize:
+    """uint8 batch -> float batch standardised by the train split's pixel stats, in the chosen layout."""
+
+    def __init__(self, data: DataSplits, device: str, fmt: torch.memory_format) -> None:
+        mean = torch.tensor(data.mean, device=device).view(1, -1, 1, 1) * 255.0
+        std = torch.tensor(data.std, device=device).view(1, -1, 1, 1) * 255.0
+        self.scale, self.shift, self.fmt = 1.0 / std, -mean / std, fmt
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.shift, x.float(), self.scale).contiguous(memory_format=self.fmt)
+
+
+def _evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, norm: _Normalize, gate: Any,
+              cuda: bool) -> float:
+    """Top-1 accuracy in percent over a split, in eval mode, in batches."""
+    was_training = model.training
+    model.eval()
+    correct = torch.zeros((), dtype=torch.int64, device=images.device)
+    with torch.inference_mode():
+        for start in range(0, len(labels), _EVAL_BATCH):
+            with gate.step():
+                x = norm(images[start:start + _EVAL_BATCH])
+                with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                    pred = model(x).argmax(1)
+                correct += (pred == labels[start:start + _EVAL_BATCH]).sum()
+    model.train(was_training)
+    return 100.0 * correct.item() / max(len(labels), 1)
+
+
+class _NoGate:
+    """Stand-in for MeasurementGate when a trainer need not yield to measurements."""
+
+    paused_s = 0.0
+
+    @contextlib.contextmanager
+    def step(self) -> Iterator[None]:
+        yield
+
+    def close(self) -> None:
+        pass
+
+
+def train(spec: ArchSpec, data: DataSplits, *, recipe: Recipe | str | Mapping[str, Any] = "classic", budget: Budget,
+          seed: int = 0, device: str = "cpu", threads: int | None = None,
+          callback: Callable[[EpochReport], bool | None] | None = None, eval_split: str = "val",
+          memory_format: str = "auto", compile: bool = False, progress: bool = False,
+          yield_to_measurement: bool = True, lock_dir: str | Path | None = None) -> TrainResult:
+    """Train `build_model(spec)` on `data` with `recipe` until `budget` runs out or `callback` returns True.
+
+    After every epoch (and at the end of the budget) the model is evaluated on `eval_split` ("val" for search,
+    "test" for final reports) and `callback(EpochReport)` is called. `memory_format` "auto" times both layouts
+    (cached). Between steps the trainer yields to latency measurements holding `measurement_lock(lock_dir)`.
+    Raises DivergedError on a NaN/inf loss.
+    """
+    recipe = get_recipe(recipe)
+    if not isinstance(budget, Budget):
+        budget = Budget.from_dict(dict(budget), path="budget")
+    _check_fit(spec, data)
+    split = data.split(eval_split)
+    if len(split) == 0:
+        raise ArchlabError(f"the {eval_split} split of {data.name} is empty (val_fraction=0?); evaluate on another")
+    if memory_format != "auto" and memory_format not in MEMORY_FORMATS:
+        raise ArchlabError(f"memory_format must be auto, contiguous or channels_last, got {memory_format!r}")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise ArchlabError(f"device must be cpu or cuda[:N], got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ArchlabError(f"device {device!r}: CUDA is not available here")
+    if recipe.drop_path is not None:
+        spec = spec.replace(drop_path_rate=recipe.drop_path)
+    old_threads = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    gate: Any = MeasurementGate(lock_dir) if yield_to_measurement else _NoGate()
+    try:
+        return _train(spec, data, recipe, budget, seed=seed, device=device, callback=callback,
+                      eval_split=eval_split, memory_format=memory_format, compile=compile, progress=progress,
+                      gate=gate, lock_dir=lock_dir, lock=yield_to_measurement)
+    finally:
+        gate.close()
+        torch.set_num_threads(old_threads)
+
+
+def _train(spec: ArchSpec, data: DataSplits, recipe: Recipe, budget: Budget, *, seed: int, device: str,
+           callback: Callable[[EpochReport], bool | None] | None, eval_split: str, memory_format: str,
+           compile: bool, progress: bool, gate: Any, lock_dir: str | Path | None, lock: bool) -> TrainResult:
+    t_call = time.perf_counter()
+    cuda = device.startswith("cuda")
+    n_train = len(data.train)
+    mixup = make_mixup(recipe, data.num_classes)
+    batch = min(recipe.batch_size, n_train)
+    if mixup is not None:
+        batch -= batch % 2  # timm's Mixup pairs images
+        if batch < 2:
+            raise ArchlabError(f"Mixup/CutMix need at least 2 training images, got {n_train}")
+    steps_per_epoch = n_train // batch
+    total_steps = budget.total_steps(n_train, batch)
+
+    probe_s = 0.0
+    if memory_format == "auto":
+        t = time.perf_counter()
+        memory_format, _ = choose_memory_format(spec, device=device, batch=batch, lock_dir=lock_dir, lock=lock)
+        probe_s = time.perf_counter() - t
+    fmt = MEMORY_FORMATS[memory_format]
+
+    _seed_all(seed)
+    model = build_model(spec)
+    if recipe.zero_init_last:
+        model.zero_init_last()
+    model = model.to(device=device, memory_format=fmt).train()
+    peak_lr = recipe.peak_lr(batch)
+    optimizer = _optimizer(model, recipe, peak_lr)
+    ema = None
+    if recipe.ema > 0:
+        from timm.utils import ModelEmaV3
+        ema = ModelEmaV3(model, decay=recipe.ema, use_warmup=True)
+    step_model: nn.Module = torch.compile(model) if compile else model
+    criterion: nn.Module
+    if mixup is not None:
+        from timm.loss import SoftTargetCrossEntropy
+        criterion = SoftTargetCrossEntropy()  # Mixup's soft targets already carry the label smoothing
+    else:
+        criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+    augment = BatchAugment(recipe.augmentation, img_size=data.img_size, hflip=data.hflip)
+    erasing = make_random_erasing(recipe, device)
+    norm = _Normalize(data, device, fmt)
+    images, labels = data.train.images.to(device), data.train.labels.to(device)
+    eval_split_data = data.split(eval_split)
+    eval_images, eval_labels = eval_split_data.images.to(device), eval_split_data.labels.to(device)
+    order = torch.Generator().manual_seed(seed)  # data order independent of how much RNG the model init used
+
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total_steps if total_steps else budget.seconds, unit="step" if total_steps else "s",
+                   file=sys.stderr, dynamic_ncols=True, leave=False)
+    history: list[EpochReport] = []
+    step = images_seen = 0
+    train_s = eval_s = 0.0
+    lr = 0.0
+    loss_sum = torch.zeros((), device=device)
+    epoch_steps = 0
+    stopped_early = False
+    t_loop = time.perf_counter()
+
+    def budget_left() -> bool:
+        if total_steps is not None and step >= total_steps:
+            return False
+        return budget.seconds is None or time.perf_counter() - t_loop < budget.seconds
+
+    def progress_now() -> float:
+        if total_steps is not None:
+            return step / total_steps
+        return (time.perf_counter() - t_loop) / budget.seconds  # type: ignore[operator]
+
+    def check_finite() -> None:
+        if not torch.isfinite(loss_sum):
+            bad = loss_sum.item()
+            raise DivergedError(step / steps_per_epoch, step, bad, lr)
+
+    def end_epoch() -> bool:
+        nonlocal eval_s, loss_sum, epoch_steps
+        check_finite()
+        t = time.perf_counter()
+        top1 = _evaluate(ema.module if ema is not None else step_model, eval_images, eval_labels, norm, gate, cuda)
+        eval_s += time.perf_counter() - t
+        report = EpochReport(epoch=round(step / steps_per_epoch, 6), val_top1=top1,
+                             train_loss=loss_sum.item() / max(epoch_steps, 1), images_seen=images_seen,
+                             wall_s=time.perf_counter() - t_loop, lr=lr,
+                             last=total_steps is not None and step >= total_steps)
+        history.append(report)
+        loss_sum, epoch_steps = torch.zeros((), device=device), 0
+        if bar is not None:
+            bar.set_postfix(epoch=f"{report.epoch:.2f}", loss=f"{report.train_loss:.3f}", top1=f"{top1:.2f}")
+        return bool(callback(report)) if callback is not None else False
+
+    try:
+        while budget_left() and not stopped_early:
+            perm = torch.randperm(n_train, generator=order).to(device)
+            t, paused = time.perf_counter(), gate.paused_s
+            for i in range(steps_per_epoch):
+                if not budget_left():
+                    break
+                lr = peak_lr * lr_factor(recipe, progress_now())
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                idx = perm[i * batch:(i + 1) * batch]
+                with gate.step():
+                    x, y = norm(augment(images[idx])), labels[idx]
+                    if mixup is not None:
+                        x, y = mixup(x, y)
+                    if erasing is not None:
+                        x = erasing(x)
+                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
+                        loss = criterion(step_model(x), y)
+                    loss_sum += loss.detach().float()
+                    epoch_steps += 1
+                    if not cuda or step % 25 == 0:  # a host sync per step is free on CPU, not on CUDA
+                        if not torch.isfinite(loss):
+                            raise DivergedError((step + 1) / steps_per_epoch, step + 1, loss.item(), lr)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if recipe.grad_clip is not None:
+                        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
+                    optimizer.step()
+                    if ema is not None:
+                        ema.update(model, step=step)
+                step += 1
+                images_seen += batch
+                if bar is not None:
+                    bar.update(1 if total_steps else 0)
+                    if not total_steps:
+                        bar.n = round(time.perf_counter() - t_loop, 1)
+                        bar.refresh()
+            if cuda:
+                torch.cuda.synchronize(device)
+            train_s += time.perf_counter() - t - (gate.paused_s - paused)  # time given to measurements is not ours
+            if epoch_steps:
+                stopped_early = end_epoch()
+    finally:
+        if bar is not None:
+            bar.close()
+    if not history:
+        raise ArchlabError("the budget ended before the first training step")
+    return TrainResult(
+        top1=history[-1].val_top1, epochs_run=round(step / steps_per_epoch, 6), history=tuple(history),
+        wall_s=time.perf_counter() - t_call, images_per_s=images_seen / train_s if train_s else 0.0,
+        memory_format=memory_format, stopped_early=stopped_early, eval_split=eval_split,
+        train_loss=history[-1].train_loss, images_seen=images_seen, steps=step, train_s=train_s, eval_s=eval_s,
+        probe_s=probe_s, paused_s=gate.paused_s, batch_size=batch, peak_lr=peak_lr, threads=torch.get_num_threads(),
+        device=device, seed=seed, recipe=recipe.name, arch_id=spec.arch_id, name=spec.name)

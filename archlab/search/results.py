@@ -1,0 +1,116 @@
+"""The trials table of a search run, built from its Optuna storage, and what is computed from it.
+
+One row per trial that ran (infeasible samples rejected before building are counted, not listed):
+number, state, search parameters (`params_<name>`, Optuna's convention), arch_id, params, macs, latency
+statistics, top1, epochs run, wall time, error. The Pareto set and the hypervolume over time come from it.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from archlab.search.pareto import default_reference, hypervolume_history, pareto_mask
+
+__all__ = ["STATE_ATTR", "TABLE_STATES", "TRIAL_ATTRS", "front_table", "hypervolume_table", "load_table", "load_trials",
+           "savings", "summary_dict", "write_table"]
+
+STATE_ATTR = "archlab_state"  # user attribute holding archlab's outcome of a trial
+TABLE_STATES = ("complete", "stopped", "skipped", "failed", "interrupted")
+TRIAL_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms", "latency_cv",
+               "latency_repeats", "top1", "top1_partial", "epochs_run", "trial_s", "train_s", "images_per_s",
+               "paused_s", "node_id", "hostname", "gpu_ids", "error")
+
+
+def load_trials(optuna_study: Any, metric_names: Sequence[str]) -> pd.DataFrame:
+    """The trials table of an Optuna study run by archlab."""
+    rows = []
+    for t in optuna_study.get_trials(deepcopy=False):
+        state = t.user_attrs.get(STATE_ATTR)
+        if state not in TABLE_STATES:
+            continue
+        row: dict[str, Any] = {"number": t.number, "state": state}
+        row.update({a: t.user_attrs.get(a) for a in TRIAL_ATTRS})
+        if state == "complete" and t.values:
+            row.update(dict(zip(metric_names, t.values)))
+        row["datetime_start"] = t.datetime_start
+        row["datetime_complete"] = t.datetime_complete
+        row.update({f"params_{k}": v for k, v in t.params.items()})
+        rows.append(row)
+    columns = ["number", "state", *TRIAL_ATTRS, "datetime_start", "datetime_complete"]
+    table = pd.DataFrame(rows, columns=list(dict.fromkeys(columns + [c for r in rows for c in r])))
+    return table.sort_values("number").reset_index(drop=True)
+
+
+def write_table(table: pd.DataFrame, run_dir: str | Path) -> None:
+    """Write trials.csv and trials.parquet atomically (temp file, then os.replace)."""
+    run_dir = Path(run_dir)
+    for name, write in (("trials.csv", lambda p: table.to_csv(p, index=False)),
+                        ("trials.parquet", lambda p: table.to_parquet(p, index=False))):
+        tmp = run_dir / f".{name}.tmp"
+        write(tmp)
+        os.replace(tmp, run_dir / name)
+
+
+def load_table(run_dir: str | Path) -> pd.DataFrame:
+    """Read a run's trials table (Parquet, else CSV)."""
+    run_dir = Path(run_dir)
+    if (run_dir / "trials.parquet").exists():
+        return pd.read_parquet(run_dir / "trials.parquet")
+    return pd.read_csv(run_dir / "trials.csv")
+
+
+def _complete(table: pd.DataFrame, metric_names: Sequence[str]) -> pd.DataFrame:
+    done = table[table["state"] == "complete"].dropna(subset=list(metric_names))
+    return done.sort_values("datetime_complete", kind="stable") if "datetime_complete" in done else done
+
+
+def front_table(table: pd.DataFrame, metric_names: Sequence[str], directions: Sequence[str]) -> pd.DataFrame:
+    """The Pareto-optimal completed trials, sorted by the last objective, with their key columns."""
+    done = _complete(table, metric_names)
+    if done.empty:
+        return done
+    front = done[pareto_mask(done[list(metric_names)].to_numpy(float), directions)]
+    cols = ["number", "arch_id", *metric_names] + [c for c in ("params", "macs") if c not in metric_names]
+    return front[cols].sort_values(list(metric_names)[-1]).reset_index(drop=True)
+
+
+def hypervolume_table(table: pd.DataFrame, metric_names: Sequence[str], directions: Sequence[str],
+                      reference: np.ndarray | None = None) -> pd.DataFrame:
+    """Hypervolume after each completed trial, in completion order, against a fixed reference point."""
+    done = _complete(table, metric_names)
+    if done.empty:
+        return pd.DataFrame(columns=["number", "hypervolume"])
+    values = done[list(metric_names)].to_numpy(float)
+    ref = default_reference(values, directions) if reference is None else reference
+    return pd.DataFrame({"number": done["number"].to_numpy(),
+                         "hypervolume": hypervolume_history(values, directions, ref)})
+
+
+def savings(table: pd.DataFrame, max_epochs: float | None) -> dict[str, float]:
+    """What early stopping and the latency pre-filter saved, in epochs of training not run."""
+    stopped = table[table["state"] == "stopped"]
+    skipped = table[table["state"] == "skipped"]
+    out: dict[str, float] = {"stopped": len(stopped), "skipped": len(skipped)}
+    if max_epochs:
+        ran = pd.to_numeric(table["epochs_run"], errors="coerce").fillna(0)
+        saved = float((max_epochs - ran[stopped.index]).clip(lower=0).sum()) + max_epochs * len(skipped)
+        trained = float(ran[table["state"].isin(["complete", "stopped"])].sum())
+        out.update(epochs_saved=saved, epochs_trained=trained,
+                   share_saved=saved / (saved + trained) if saved + trained else 0.0)
+    return out
+
+
+def summary_dict(table: pd.DataFrame, metric_names: Sequence[str], directions: Sequence[str],
+                 max_epochs: float | None = None) -> dict[str, Any]:
+    """Counts by state, the front as records, the final hypervolume and what early stopping saved."""
+    counts = {s: int((table["state"] == s).sum()) for s in TABLE_STATES if (table["state"] == s).any()}
+    front = front_table(table, metric_names, directions)
+    hv = hypervolume_table(table, metric_names, directions)
+    return {"counts": counts, "front": front.to_dict(orient="records"),
+            "hypervolume": float(hv["hypervolume"].iloc[-1]) if len(hv) else 0.0,
+            "metrics": list(metric_names), "directions": list(directions), "savings": savings(table, max_epochs)}
