@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from archlab.arch.spec import ArchSpec
+from archlab.core.fmt import format_count
 
 __all__ = ["summarize", "stage_table"]
 
@@ -16,13 +17,6 @@ def summarize(spec: ArchSpec) -> dict[str, Any]:
             "img_size": spec.img_size, "in_chans": spec.in_chans, "num_classes": spec.num_classes,
             "parts": [dict(name=p.name, params=p.params, macs=p.macs, out_size=p.out_size, out_chs=p.out_chs)
                       for p in cost.parts]}
-
-
-def _fmt_count(n: float) -> str:
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.2f}{unit}"
-    return str(int(n))
 
 
 def stage_table(spec: ArchSpec) -> str:
@@ -44,7 +38,7 @@ def stage_table(spec: ArchSpec) -> str:
         row[0] = part["name"] if row_i > 1 and row_i < len(rows) - 1 else row[0]
         row[9] = f"{part['out_chs']}x{part['out_size']}x{part['out_size']}" if part["name"] != "head" \
             else f"{part['out_chs']}" + (f" (fc {hidden})" if hidden else "")
-        row[10], row[11] = _fmt_count(part["params"]), _fmt_count(part["macs"])
+        row[10], row[11] = format_count(part["params"], decimals=2), format_count(part["macs"], decimals=2)
         rows[row_i] = tuple(row)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = [f"{info['name']}  (arch_id {info['arch_id']}, {spec.in_chans}x{spec.img_size}x{spec.img_size} "

@@ -14,6 +14,7 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from archlab.core.fmt import format_count
 from archlab.report.data import (
     METRIC_LABELS,
     AblationRun,
@@ -43,21 +44,11 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def human(n: float | None) -> str:
-    """1234567 -> '1.23M' (counts of parameters and MACs)."""
-    if n is None or not np.isfinite(n):
-        return "-"
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{unit}"
-    return f"{n:.0f}"
-
-
 def _fmt_metric(metric: str, value: Any) -> str:
     if value is None or (isinstance(value, float) and not np.isfinite(value)):
         return "-"
     if metric in ("params", "macs"):
-        return human(float(value))
+        return format_count(float(value))
     if metric in ("top1", "top1_partial"):
         return f"{float(value):.2f}%"
     if metric.endswith("_ms"):
@@ -83,7 +74,7 @@ def _hover(run: SearchRun, label: str, number: int, extra: str = "") -> str:
         vals = [f"top-1 {_fmt_metric('top1', r['top1'])}" if "top1" in r.index and r["top1"] == r["top1"] else "",
                 _fmt_metric("latency_ms", r["latency_ms"]) if "latency_ms" in r.index else ""]
         parts.append(" · ".join(v for v in vals if v and v != "-"))
-        parts.append(f"{human(r.get('params'))} params · {human(r.get('macs'))} MACs")
+        parts.append(f"{format_count(r.get('params'))} params · {format_count(r.get('macs'))} MACs")
     if extra:
         parts.append(extra)
     arch = run.archs.get(number)

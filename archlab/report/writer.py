@@ -27,9 +27,11 @@ from typing import Any
 import pandas as pd
 
 from archlab.core.errors import ArchlabError
+from archlab.core.fmt import format_count
 from archlab.report.data import (
     METRIC_LABELS,
     AblationRun,
+    Importance,
     SearchRun,
     ablation_table,
     best_values,
@@ -52,7 +54,6 @@ from archlab.report.plots import (
     agreement_figure,
     deltas_figure,
     front_figure,
-    human,
     hypervolume_figure,
     importance_figure,
     parallel_figure,
@@ -160,78 +161,97 @@ def _trial_columns(runs: Sequence[SearchRun], multi: bool) -> list[Column]:
              Column("on_front", "front", lambda v: "\u2605" if v else "", "front", "on the study's Pareto front"),
              Column("top1", "top-1 %", _pct, "num"),
              Column("top1_partial", "top-1 at stop", _pct, "num", "validation top-1 when ASHA stopped it (not final)"),
-             Column("latency_ms", "latency ms", _ms, "num"), Column("params", "params", human, "num"),
-             Column("macs", "MACs", human, "num"), Column("epochs_run", "epochs", _num, "num"),
+             Column("latency_ms", "latency ms", _ms, "num"), Column("params", "params", format_count, "num"),
+             Column("macs", "MACs", format_count, "num"), Column("epochs_run", "epochs", _num, "num"),
              Column("trial_s", "wall s", lambda v: f"{float(v):.1f}", "num")]
     cols += [Column("error", "reason (failed / skipped)", str, "err"), Column("arch", "architecture", str, "mono wrap")]
     names = list(dict.fromkeys(c for r in runs for c in param_columns(r.table)))
     return cols + [Column(c, c[len("params_"):], _num, "num") for c in names]
 
 
-def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[Section], dict[str, Any]]:
-    labels = run_labels(runs)
-    multi = len(runs) > 1
-    sections: list[Section] = []
-    rows = [trial_rows(r) for r in runs]
-    curves = hypervolume_curves(runs)
-    hv_final = {c.run: c.hypervolume[-1] for c in curves}
-    comparison = compare_fronts(runs)
+@dataclass
+class _SearchView:
+    """What every section of a search report reads: the runs, their labels, trial rows, curves and pooled front."""
+    runs: Sequence[SearchRun]
+    figures: Figures
+    labels: list[str]
+    rows: list[pd.DataFrame]
+    curves: list[Any]
+    comparison: Any
 
-    # overview -------------------------------------------------------------------------------------------
-    def counts(run: SearchRun) -> dict[str, int]:
-        return {k: int(v) for k, v in run.table["state"].value_counts().items()}
+    @property
+    def multi(self) -> bool:
+        return len(self.runs) > 1
 
-    if multi:
-        per_run = {} if comparison is None else {int(r["run"]): r for r in _records(comparison.per_run)}
-        ov = []
-        for i, run in enumerate(runs):
-            c, best = counts(run), best_values(run.table, run.metrics, run.directions)
-            ov.append(dict(run=labels[i], sampler=run.sampler, trials=len(run.table), complete=c.get("complete", 0),
-                           stopped=c.get("stopped", 0), skipped=c.get("skipped", 0), failed=c.get("failed", 0),
-                           front=per_run.get(i, {}).get("own_front"), pooled=per_run.get(i, {}).get("in_pooled_front"),
-                           top1=best.get("top1"), latency=best.get("latency_ms"), hv=hv_final.get(i),
-                           wall=run.summary.get("wall_s") or run.state.get("elapsed_s")))
-        body = table_html(ov, [Column("run", "run"), Column("sampler", "sampler"),
-                               Column("trials", "trials", _num, "num"),
-                               Column("complete", "complete", _num, "num"), Column("stopped", "stopped", _num, "num"),
-                               Column("skipped", "skipped", _num, "num"), Column("failed", "failed", _num, "num"),
-                               Column("front", "own front", _num, "num"),
-                               Column("pooled", "on pooled front", _num, "num",
-                                      "points of the front of all runs pooled that this run found"),
-                               Column("top1", "best top-1 %", _pct, "num"), Column("latency", "fastest ms", _ms, "num"),
-                               Column("hv", "hypervolume", lambda v: f"{v:.4g}", "num",
-                                      "against one reference point shared by all runs"),
-                               Column("wall", "wall time", lambda v: f"{float(v) / 60:.1f} min", "num")],
-                          sortable=False)
-        lead = "Each run's outcome; hypervolumes share one reference point, so they compare."
-    else:
-        run = runs[0]
-        c, best = counts(run), best_values(run.table, run.metrics, run.directions)
-        front_n = int(rows[0]["on_front"].sum())
-        wall = run.summary.get("wall_s") or run.state.get("elapsed_s")
-        cards = [("trials", str(len(run.table)), ", ".join(f"{v} {k}" for k, v in c.items())),
-                 ("Pareto front", str(front_n), "architectures no other trial beats on every objective"),
-                 ("sampler", run.sampler, f"seed {run.study.get('seed', 0)}")]
-        for m in run.metrics:
-            if m in best:
-                cards.append((f"best {METRIC_LABELS.get(m, m)}", _pct(best[m]) if m == "top1" else
-                              (_ms(best[m]) if m.endswith("_ms") else human(best[m])), "over complete trials"))
-        if 0 in hv_final:
-            cards.append(("hypervolume", f"{hv_final[0]:.4g}", "final, see the curve below"))
-        if wall:
-            cards.append(("wall time", f"{float(wall) / 60:.1f} min", f"{run.summary.get('infeasible_rejected', 0)} "
-                                                                      "infeasible samples rejected unbuilt"))
-        body = cards_html(cards)
-        lead = str(run.study.get("description") or "")
-    sections.append(Section("overview", "Overview", body, lead))
+    @property
+    def hv_final(self) -> dict[int, float]:
+        return {c.run: c.hypervolume[-1] for c in self.curves}
 
-    # fronts ---------------------------------------------------------------------------------------------
+
+def _state_counts(run: SearchRun) -> dict[str, int]:
+    return {k: int(v) for k, v in run.table["state"].value_counts().items()}
+
+
+def _metric_text(metric: str, value: Any) -> str:
+    return _pct(value) if metric == "top1" else (_ms(value) if metric.endswith("_ms") else format_count(value))
+
+
+def _overview_runs(v: _SearchView) -> Section:
+    """Several runs: one row per run with its counts, best values, own/pooled front and final hypervolume."""
+    comparison, hv_final = v.comparison, v.hv_final
+    per_run = {} if comparison is None else {int(r["run"]): r for r in _records(comparison.per_run)}
+    ov = []
+    for i, run in enumerate(v.runs):
+        c, best = _state_counts(run), best_values(run.table, run.metrics, run.directions)
+        ov.append(dict(run=v.labels[i], sampler=run.sampler, trials=len(run.table), complete=c.get("complete", 0),
+                       stopped=c.get("stopped", 0), skipped=c.get("skipped", 0), failed=c.get("failed", 0),
+                       front=per_run.get(i, {}).get("own_front"), pooled=per_run.get(i, {}).get("in_pooled_front"),
+                       top1=best.get("top1"), latency=best.get("latency_ms"), hv=hv_final.get(i),
+                       wall=run.summary.get("wall_s") or run.state.get("elapsed_s")))
+    body = table_html(ov, [Column("run", "run"), Column("sampler", "sampler"),
+                           Column("trials", "trials", _num, "num"),
+                           Column("complete", "complete", _num, "num"), Column("stopped", "stopped", _num, "num"),
+                           Column("skipped", "skipped", _num, "num"), Column("failed", "failed", _num, "num"),
+                           Column("front", "own front", _num, "num"),
+                           Column("pooled", "on pooled front", _num, "num",
+                                  "points of the front of all runs pooled that this run found"),
+                           Column("top1", "best top-1 %", _pct, "num"), Column("latency", "fastest ms", _ms, "num"),
+                           Column("hv", "hypervolume", lambda x: f"{x:.4g}", "num",
+                                  "against one reference point shared by all runs"),
+                           Column("wall", "wall time", lambda x: f"{float(x) / 60:.1f} min", "num")],
+                      sortable=False)
+    return Section("overview", "Overview", body,
+                   "Each run's outcome; hypervolumes share one reference point, so they compare.")
+
+
+def _overview_run(v: _SearchView) -> Section:
+    """One run: cards with trial counts, front size, sampler, best values, hypervolume and wall time."""
+    run, hv_final = v.runs[0], v.hv_final
+    c, best = _state_counts(run), best_values(run.table, run.metrics, run.directions)
+    wall = run.summary.get("wall_s") or run.state.get("elapsed_s")
+    cards = [("trials", str(len(run.table)), ", ".join(f"{n} {k}" for k, n in c.items())),
+             ("Pareto front", str(int(v.rows[0]["on_front"].sum())),
+              "architectures no other trial beats on every objective"),
+             ("sampler", run.sampler, f"seed {run.study.get('seed', 0)}")]
+    cards += [(f"best {METRIC_LABELS.get(m, m)}", _metric_text(m, best[m]), "over complete trials")
+              for m in run.metrics if m in best]
+    if 0 in hv_final:
+        cards.append(("hypervolume", f"{hv_final[0]:.4g}", "final, see the curve below"))
+    if wall:
+        cards.append(("wall time", f"{float(wall) / 60:.1f} min", f"{run.summary.get('infeasible_rejected', 0)} "
+                                                                  "infeasible samples rejected unbuilt"))
+    return Section("overview", "Overview", cards_html(cards), str(run.study.get("description") or ""))
+
+
+def _front_section(v: _SearchView) -> tuple[Section, list[Any]]:
+    """The front against the primary cost (clickable), plus smaller fronts against MACs and parameters."""
+    runs, labels = v.runs, v.labels
     cost = _primary_cost(runs[0])
     sets = [scatter_set(r.table, i, cost) for i, r in enumerate(runs)]
     side = []
     for metric in ("macs", "params"):
         if metric != cost and all(metric in r.table.columns for r in runs):
-            side.append(figures.add(
+            side.append(v.figures.add(
                 f"fig-front-{metric}", front_figure(runs, labels, [scatter_set(r.table, i, metric)
                                                                    for i, r in enumerate(runs)], height=400),
                 f"top-1 vs {METRIC_LABELS[metric]} (the front of this pair)"))
@@ -242,110 +262,132 @@ def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[
     if any(len(s.stopped) for s in sets):
         caption += " Stopped trials (partial top-1, not final) can be switched on in the legend."
     pair = "" if set(runs[0].metrics) == {"top1", cost} else " (the front of this pair)"
-    main = figures.add("fig-front", front_figure(runs, labels, sets, height=520, show_stopped=True),
-                       f"top-1 vs {METRIC_LABELS.get(cost, cost)}{pair}", caption)
+    main = v.figures.add("fig-front", front_figure(runs, labels, sets, height=520, show_stopped=True),
+                         f"top-1 vs {METRIC_LABELS.get(cost, cost)}{pair}", caption)
     body = f'<div class="grid-main">{main}{detail}</div><div class="arch-panel" id="detail-arch"></div>'
     if side:
         body += f'<div class="grid2">{"".join(side)}</div>'
-    sections.append(Section("front", "Pareto front", body,
-                            "Top-1 against measured latency, MACs and parameters" +
-                            (", every run overlaid." if multi else ".")))
+    return Section("front", "Pareto front", body, "Top-1 against measured latency, MACs and parameters" +
+                   (", every run overlaid." if v.multi else ".")), sets
 
-    # architectures on the front --------------------------------------------------------------------------
-    if comparison is not None:
-        f = comparison.front.copy()
-        f["run_label"] = [labels[int(i)] for i in f["run"]]
-        f["arch"] = [runs[int(i)].archs[int(n)].summary if int(n) in runs[int(i)].archs else ""
-                     for i, n in zip(f["run"], f["number"])]
-        f["shared"] = [", ".join(labels[j] for j in comparison.shared.get(a, []) if j != int(i))
-                       if isinstance(a, str) else "" for a, i in zip(f.get("arch_id", [""] * len(f)), f["run"])]
-        cols = ([Column("run_label", "found by")] if multi else []) + [Column("number", "trial", _num, "num")]
-        cols += [Column(m, METRIC_LABELS.get(m, m), _pct if m == "top1" else (_ms if m.endswith("_ms") else human),
-                        "num") for m in comparison.metrics]
-        cols += [Column(c, METRIC_LABELS[c], human, "num") for c in ("params", "macs")
-                 if c in f.columns and c not in comparison.metrics]
-        cols += [Column("arch", "architecture", str, "mono wrap")]
-        if multi:
-            cols.append(Column("shared", "also trained by", str))
-        body = table_html(_records(f), cols, row_attrs=lambda r: {"data-run": int(r["run"]),
-                                                                   "data-number": int(r["number"])})
-        lead = ("The front of all runs pooled, and which search found each point: compare the architectures, "
-                "not only the curves. Click a row for its stage table." if multi else
-                "Every architecture on the front, cheapest last objective first. Click a row for its stage table.")
-        sections.append(Section("architectures", "Architectures on the front", body, lead))
 
-    # hypervolume and importance ----------------------------------------------------------------------------
+def _architectures_section(v: _SearchView) -> Section | None:
+    """Every architecture on the (pooled) front with its objectives, costs and which runs found it."""
+    comparison, labels, runs, multi = v.comparison, v.labels, v.runs, v.multi
+    if comparison is None:
+        return None
+    f = comparison.front.copy()
+    f["run_label"] = [labels[int(i)] for i in f["run"]]
+    f["arch"] = [runs[int(i)].archs[int(n)].summary if int(n) in runs[int(i)].archs else ""
+                 for i, n in zip(f["run"], f["number"])]
+    f["shared"] = [", ".join(labels[j] for j in comparison.shared.get(a, []) if j != int(i))
+                   if isinstance(a, str) else "" for a, i in zip(f.get("arch_id", [""] * len(f)), f["run"])]
+    cols = ([Column("run_label", "found by")] if multi else []) + [Column("number", "trial", _num, "num")]
+    cols += [Column(m, METRIC_LABELS.get(m, m), lambda x, m=m: _metric_text(m, x), "num")
+             for m in comparison.metrics]
+    cols += [Column(c, METRIC_LABELS[c], format_count, "num") for c in ("params", "macs")
+             if c in f.columns and c not in comparison.metrics]
+    cols += [Column("arch", "architecture", str, "mono wrap")]
+    if multi:
+        cols.append(Column("shared", "also trained by", str))
+    body = table_html(_records(f), cols, row_attrs=lambda r: {"data-run": int(r["run"]),
+                                                               "data-number": int(r["number"])})
+    lead = ("The front of all runs pooled, and which search found each point: compare the architectures, "
+            "not only the curves. Click a row for its stage table." if multi else
+            "Every architecture on the front, cheapest last objective first. Click a row for its stage table.")
+    return Section("architectures", "Architectures on the front", body, lead)
+
+
+def _progress_section(v: _SearchView) -> tuple[Section | None, list[Importance]]:
+    """Hypervolume over trials and fANOVA parameter importance (the importances are reused by the next section)."""
+    labels, multi = v.labels, v.multi
     parts = []
-    if curves:
-        parts.append(figures.add("fig-hv", hypervolume_figure(curves, labels), "hypervolume over trials",
-                                 "Volume of objective space the front dominates, after each completed trial; "
-                                 "higher is better. Click a point for the trial that raised it."))
-    importances = [param_importance(r.table, r.metrics, r.directions, run=i) for i, r in enumerate(runs)]
+    if v.curves:
+        parts.append(v.figures.add("fig-hv", hypervolume_figure(v.curves, labels), "hypervolume over trials",
+                                   "Volume of objective space the front dominates, after each completed trial; "
+                                   "higher is better. Click a point for the trial that raised it."))
+    importances = [param_importance(r.table, r.metrics, r.directions, run=i) for i, r in enumerate(v.runs)]
     usable = [imp for imp in importances if imp.values]
     notes = [f"{labels[imp.run]}: {imp.note}" for imp in importances if imp.note]
     if usable:
         n = ", ".join(f"{labels[imp.run]}: {imp.n_trials}" for imp in usable) if multi else str(usable[0].n_trials)
-        n_params = len({p for imp in usable for v in imp.values.values() for p in v})
+        n_params = len({p for imp in usable for vals in imp.values.values() for p in vals})
         shown = f"the {TOP_PARAMS} most important of {n_params} parameters; " if n_params > TOP_PARAMS else ""
-        parts.append(figures.add("fig-importance", importance_figure(usable, labels, top=TOP_PARAMS),
-                                 "parameter importance",
-                                 f"Optuna's fANOVA evaluator on the complete trials ({n}); {shown}few trials make "
-                                 "it noisy." + (" " + "; ".join(notes) if notes else "")))
+        parts.append(v.figures.add("fig-importance", importance_figure(usable, labels, top=TOP_PARAMS),
+                                   "parameter importance",
+                                   f"Optuna's fANOVA evaluator on the complete trials ({n}); {shown}few trials make "
+                                   "it noisy." + (" " + "; ".join(notes) if notes else "")))
     elif notes:
         parts.append(f'<p class="note">Parameter importance: {esc("; ".join(notes))}</p>')
-    if parts:
-        sections.append(Section("progress", "Hypervolume and parameter importance",
-                                f'<div class="grid2">{"".join(parts)}</div>'))
+    section = (Section("progress", "Hypervolume and parameter importance", f'<div class="grid2">{"".join(parts)}</div>')
+               if parts else None)
+    return section, importances
 
-    # parallel coordinates -----------------------------------------------------------------------------------
+
+def _dimensions_section(v: _SearchView, importances: Sequence[Importance]) -> Section | None:
+    """Parallel coordinates over the most important search parameters and the objectives, one per run."""
     blocks = []
-    for i, r in enumerate(runs):
+    for i, r in enumerate(v.runs):
         names = top_params(importances[i], r.table, TOP_AXES)
         dims, numbers = parallel_dims(r.table, r.metrics, names)
         if numbers and len(dims) > 1:
-            blocks.append(figures.add(f"fig-parallel-{i}", parallel_figure(dims, numbers),
-                                      labels[i] if multi else ""))
-    n_all = max(len(param_columns(r.table)) for r in runs)
+            blocks.append(v.figures.add(f"fig-parallel-{i}", parallel_figure(dims, numbers),
+                                        v.labels[i] if v.multi else ""))
+    if not blocks:
+        return None
+    n_all = max(len(param_columns(r.table)) for r in v.runs)
     which = (f"the {TOP_AXES} parameters most important by fANOVA (all {n_all} are in the trial table)"
              if n_all > TOP_AXES else "the search parameters")
-    if blocks:
-        sections.append(Section("dimensions", "Search dimensions", "".join(blocks),
-                                f"Every complete trial as one line across {which} and the objectives, coloured by "
-                                "top-1; drag along an axis to filter."))
+    return Section("dimensions", "Search dimensions", "".join(blocks),
+                   f"Every complete trial as one line across {which} and the objectives, coloured by "
+                   "top-1; drag along an axis to filter.")
 
-    # all trials --------------------------------------------------------------------------------------------
-    all_rows = pd.concat([r.assign(run=i, run_label=labels[i]) for i, r in enumerate(rows)], ignore_index=True)
+
+def _trials_section(v: _SearchView) -> Section:
+    """Every trial of every run in one sortable, filterable table."""
+    all_rows = pd.concat([r.assign(run=i, run_label=v.labels[i]) for i, r in enumerate(v.rows)], ignore_index=True)
     states = [s for s in ("complete", "stopped", "skipped", "failed", "interrupted") if (all_rows["state"] == s).any()]
     toolbar = ('<div class="toolbar" data-table="trials-table"><input type="search" placeholder="filter: text in any '
                'column">' + "".join(f'<button type="button" data-state="{esc(s)}">{esc(s)}</button>' for s in states)
                + '<span class="count"></span></div>')
     body = toolbar + table_html(
-        _records(all_rows), _trial_columns(runs, multi), table_id="trials-table",
+        _records(all_rows), _trial_columns(v.runs, v.multi), table_id="trials-table",
         row_attrs=lambda r: {"data-run": int(r["run"]), "data-number": int(r["number"]), "data-state": r["state"]},
         cell_class=lambda key, r: f"st-{r['state']}" if key == "state" else "")
-    sections.append(Section("trials", "All trials", body, "Every trial that ran, failed and skipped ones with "
-                                                          "their reason. Click a header to sort, a row for details."))
+    return Section("trials", "All trials", body, "Every trial that ran, failed and skipped ones with "
+                                                 "their reason. Click a header to sort, a row for details.")
 
-    # settings and environment -----------------------------------------------------------------------------
+
+def _settings_sections(v: _SearchView) -> list[Section]:
+    """The study as run (with its YAML and space) and the environment it ran in."""
     blocks = []
-    for i, r in enumerate(runs):
-        head = f"<h3>{esc(labels[i])}</h3>" if multi else ""
-        items = [(k, v) for k, v in r.study.items()] or [("study.yaml", "missing from the run folder")]
+    for i, r in enumerate(v.runs):
+        head = f"<h3>{esc(v.labels[i])}</h3>" if v.multi else ""
+        items = list(r.study.items()) or [("study.yaml", "missing from the run folder")]
         blocks.append(head + kv_table(items) + _details("study.yaml as run", _yaml_text(r.path / "study.yaml"))
                       + (_details("space.yaml (search space as run)", r.space_text) if r.space_text else ""))
-    sections.append(Section("settings", "Study settings", "".join(blocks), "The study as run, from its run folder."))
-    sections.append(Section("environment", "Environment", "".join(_environment(r, labels[i], multi)
-                                                                  for i, r in enumerate(runs)) + _generator_env(),
-                            "Where latency was measured, which Ray nodes ran the trials, and the software."))
+    return [Section("settings", "Study settings", "".join(blocks), "The study as run, from its run folder."),
+            Section("environment", "Environment", "".join(_environment(r, v.labels[i], v.multi)
+                                                          for i, r in enumerate(v.runs)) + _generator_env(),
+                    "Where latency was measured, which Ray nodes ran the trials, and the software.")]
 
+
+def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[Section], dict[str, Any]]:
+    """The sections of a search report, in page order, and the JSON payload its page script reads."""
+    v = _SearchView(runs=runs, figures=figures, labels=run_labels(runs), rows=[trial_rows(r) for r in runs],
+                    curves=hypervolume_curves(runs), comparison=compare_fronts(runs))
+    front, sets = _front_section(v)
+    progress, importances = _progress_section(v)
+    sections = [_overview_runs(v) if v.multi else _overview_run(v), front, _architectures_section(v), progress,
+                _dimensions_section(v, importances), _trials_section(v), *_settings_sections(v)]
     initial = None
     for i, s in enumerate(sets):
         if len(s.front):
             initial = [i, int(s.front.sort_values("top1", ascending=False)["number"].iloc[0])]
             break
-    data = dict(trials=[_trial_payload(r, rows[i]) for i, r in enumerate(runs)], labels=labels,
+    data = dict(trials=[_trial_payload(r, v.rows[i]) for i, r in enumerate(runs)], labels=v.labels,
                 clickable=[k for k in figures if k.startswith("fig-front") or k == "fig-hv"], initial=initial)
-    return sections, data
+    return [s for s in sections if s is not None], data
 
 
 def _yaml_text(path: Path) -> str:
@@ -444,15 +486,31 @@ def _generator_env() -> str:
 
 # --- ablation reports -----------------------------------------------------------------------------------
 
-def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figures) -> list[Section]:
-    doc, steps = run.doc, run.steps
-    title = doc.get("title") or run.name
-    t = ablation_table(steps)
-    ag = doc.get("agreement") or {}
-    setting = doc.get("setting") or {}
-    seeds = doc.get("seeds") or []
-    tag = f" · {run.name}" if multi else ""
+@dataclass
+class _AblationView:
+    """What every section of one ablation run's report reads."""
+    run: AblationRun
+    prefix: str
+    tag: str
+    figures: Figures
 
+    @property
+    def doc(self) -> dict[str, Any]:
+        return self.run.doc
+
+    @property
+    def setting(self) -> dict[str, Any]:
+        return self.run.doc.get("setting") or {}
+
+    @property
+    def agreement(self) -> dict[str, Any]:
+        return self.run.doc.get("agreement") or {}
+
+
+def _ablation_overview(v: _AblationView, t: pd.DataFrame) -> Section:
+    """Cards: rows, seeds, the proxy, rank and direction agreement, training time; the verdict above them."""
+    doc, setting, ag, tag, prefix = v.doc, v.setting, v.agreement, v.tag, v.prefix
+    seeds = doc.get("seeds") or []
     cards = [("rows", str(len(t)), f"{int((t['kind'] == 'branch').sum())} side branches" if len(t) else ""),
              ("seeds", str(len(seeds)), ", ".join(map(str, seeds))),
              ("proxy", f"{setting.get('dataset', '?')} {setting.get('img_size', '')} px",
@@ -472,8 +530,14 @@ def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figu
     if not doc.get("trained"):
         body += '<p class="note">Not trained (--no-train, or no results yet): proxy top-1 and the agreement need ' \
                 'training.</p>'
-    sections = [Section(f"{prefix}overview", f"Overview{tag}", body, str(title))]
+    return Section(f"{prefix}overview", f"Overview{tag}", body, str(doc.get("title") or v.run.name))
 
+
+def _ablation_ladder_and_cost(v: _AblationView) -> list[Section]:
+    """Top-1 per step beside the paper, then MACs and latency per step."""
+    setting, tag, prefix, figures = v.setting, v.tag, v.prefix, v.figures
+    run = v.run
+    sections = []
     top1 = figures.add(f"{prefix}fig-top1", ablation_top1_figure(run), "top-1 per step: proxy beside the paper",
                        "Adopted rows are joined in order; side branches (dotted, hollow diamonds) hang off the row "
                        "they were measured against and are not adopted. Error bars: one standard deviation over "
@@ -491,7 +555,13 @@ def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figu
                           f"{lat_note} [{device}]".strip())
     sections.append(Section(f"{prefix}cost", f"Cost{tag}", f'<div class="grid2">{macs}{latency}</div>',
                             "Hatched bars: side branches."))
+    return sections
 
+
+def _ablation_agreement(v: _AblationView) -> Section:
+    """Proxy against paper: the scatter, the per-change deltas and the agreement statistics."""
+    ag, tag, prefix, figures = v.agreement, v.tag, v.prefix, v.figures
+    run = v.run
     disagree = ag.get("disagree") or []
     scatter = figures.add(f"{prefix}fig-agree", agreement_figure(run), "proxy vs paper top-1, one point per row",
                           "Labels are step numbers (see the table below). Rank agreement: rows further right in the "
@@ -508,14 +578,21 @@ def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figu
                       ("... of them beyond 2 SE of seed noise", ag.get("agree_beyond_noise", 0)),
                       ("proxy changes within seed noise", ag.get("within_noise", 0)),
                       ("opposite direction", ", ".join(map(str, disagree)) or "none")])
-    sections.append(Section(f"{prefix}agreement", f"Agreement{tag}", body,
+    return (Section(f"{prefix}agreement", f"Agreement{tag}", body,
                             "How far the cheap proxy tracks the paper, over the rows that have both top-1s."))
 
-    def direction(v: Any) -> str:
-        return {"agree": "agrees", "disagree": "opposite", "paper_flat": "paper flat"}.get(v, v or "")
 
+
+def _direction_text(value: Any) -> str:
+    return {"agree": "agrees", "disagree": "opposite", "paper_flat": "paper flat"}.get(value, value or "")
+
+
+def _ablation_steps(v: _AblationView, t: pd.DataFrame) -> Section:
+    """Every step in one table: costs, latency, top-1s with their noise, and the change against its parent."""
+    prefix, tag = v.prefix, v.tag
     cols = [Column("index", "#", _num, "num"), Column("step", "step"), Column("kind", "kind"),
-            Column("parent", "compared with"), Column("recipe", "recipe"), Column("params", "params", human, "num"),
+            Column("parent", "compared with"), Column("recipe", "recipe"),
+            Column("params", "params", format_count, "num"),
             Column("gmacs", "GMACs", lambda v: f"{v:.3f}", "num"),
             Column("paper_gflops", "paper GFLOPs", lambda v: f"{v:.2f}", "num"),
             Column("macs_vs_paper", "vs paper", lambda v: f"{round(100 * v, 1) + 0.0:+.1f}%", "num"),
@@ -524,7 +601,7 @@ def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figu
             Column("top1_mean", "proxy top-1", _pct, "num"), Column("top1_std", "\u00b1 std", _pct, "num"),
             Column("n_seeds", "seeds", _num, "num"), Column("delta", "\u0394 proxy", _signed, "num"),
             Column("delta_se", "\u00b1 SE", _pct, "num"), Column("paper_delta", "\u0394 paper", _signed, "num"),
-            Column("direction", "direction", direction),
+            Column("direction", "direction", _direction_text),
             Column("within_noise", "within noise", lambda v: "yes" if v else "no"),
             Column("ceiling", "ceiling removed", str, "wrap"), Column("note", "note", str, "wrap"),
             Column("gflops_note", "GFLOPs note", str, "wrap")]
@@ -532,10 +609,16 @@ def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figu
     cols = [c for c in cols if c.key not in ("ceiling", "note", "gflops_note") or (t[c.key] != "").any()]
     body = table_html(_records(t), cols, row_attrs=lambda r: {"class": r["kind"]},
                       cell_class=lambda k, r: f"dir-{r['direction']}" if k == "direction" else "")
-    sections.append(Section(f"{prefix}steps", f"Every step{tag}", body,
+    return (Section(f"{prefix}steps", f"Every step{tag}", body,
                             "\u0394: change from the row in 'compared with' (the last adopted row); SE: standard "
                             "error over seeds; 'within noise': |\u0394| < 2 SE."))
 
+
+
+def _ablation_setting(v: _AblationView) -> Section:
+    """How the rows were reduced, trained and timed, with the ladder file as run."""
+    doc, setting, tag, prefix = v.doc, v.setting, v.tag, v.prefix
+    run = v.run
     items = [(k, v) for k, v in setting.items()]
     items += [(k, doc[k]) for k in ("base", "ladder_file", "seeds", "wall_s") if k in doc]
     body = kv_table(items) + _details("the ladder file as run (ladder.yaml)", run.ladder_text)
@@ -544,9 +627,16 @@ def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figu
         href = "data:application/x-yaml;base64," + base64.b64encode(run.ladder_text.encode()).decode()
         body += (f'<p><a href="{esc(href)}" download="{esc(_safe_name(run.name))}-ladder.yaml">'
                  'Download the ladder file</a></p>')
-    sections.append(Section(f"{prefix}setting", f"Setting{tag}", body,
+    return (Section(f"{prefix}setting", f"Setting{tag}", body,
                             "How every row was reduced, trained and timed here."))
-    return sections
+
+
+def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figures) -> list[Section]:
+    """The sections of one ablation run's report, in page order."""
+    v = _AblationView(run=run, prefix=prefix, tag=f" \u00b7 {run.name}" if multi else "", figures=figures)
+    t = ablation_table(run.steps)
+    return [_ablation_overview(v, t), *_ablation_ladder_and_cost(v), _ablation_agreement(v), _ablation_steps(v, t),
+            _ablation_setting(v)]
 
 
 def _safe_name(text: str) -> str:

@@ -4,27 +4,21 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+from archlab.core.fmt import format_count
 from archlab.space.format import Bound
 from archlab.space.search_space import SearchSpace
 
 __all__ = ["describe", "format_description", "format_samples", "one_line", "sample_rows"]
 
 
-def _count(n: float) -> str:
-    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{unit}"
-    return f"{n:g}"
-
-
 def _bound_text(bound: Bound) -> str:
     from archlab.space.search_space import _at_text
     if bound.low is not None and bound.high is not None:
-        rule = f"{bound.metric} in [{_count(bound.low)}, {_count(bound.high)}]"
+        rule = f"{bound.metric} in [{format_count(bound.low)}, {format_count(bound.high)}]"
     elif bound.high is not None:
-        rule = f"{bound.metric} <= {_count(bound.high)}"
+        rule = f"{bound.metric} <= {format_count(bound.high)}"
     else:
-        rule = f"{bound.metric} >= {_count(bound.low)}"  # type: ignore[arg-type]
+        rule = f"{bound.metric} >= {format_count(bound.low)}"  # type: ignore[arg-type]
     return rule + _at_text(bound.at)
 
 
@@ -97,7 +91,7 @@ def format_description(info: dict[str, Any]) -> str:
         for name, mark in info["landmarks"].items():
             tag = " (zoo network)" if mark["zoo"] else ""
             bad = "; infeasible: " + ", ".join(mark["violations"]) if mark["violations"] else ""
-            lines.append(f"    {name}{tag}: {_count(mark['params'])} params, {_count(mark['macs'])} MACs at "
+            lines.append(f"    {name}{tag}: {format_count(mark['params'])} params, {format_count(mark['macs'])} MACs at "
                          f"{mark['img_size']} px{bad}")
     stats = info["random_draws"]
     text = (f"  {stats['draws']} uniform random draws: {stats['valid'] / stats['draws']:.0%} valid networks, "
@@ -106,8 +100,8 @@ def format_description(info: dict[str, Any]) -> str:
     for key in ("macs", "params"):
         if key in stats:
             s = stats[key]
-            lines.append(f"    feasible {key}: min {_count(s['min'])}, median {_count(s['median'])}, "
-                         f"max {_count(s['max'])}")
+            lines.append(f"    feasible {key}: min {format_count(s['min'])}, median {format_count(s['median'])}, "
+                         f"max {format_count(s['max'])}")
     return "\n".join(lines)
 
 
@@ -128,7 +122,7 @@ def format_samples(rows: list[dict[str, Any]]) -> str:
     """Samples as a table, each followed by its parameters."""
     lines = [f"{'#':>3}  {'arch_id':16}  {'params':>8}  {'MACs':>8}  {'img':>4}"]
     for row in rows:
-        lines.append(f"{row['index']:>3}  {row['arch_id']:16}  {_count(row['params']):>8}  {_count(row['macs']):>8}  "
+        lines.append(f"{row['index']:>3}  {row['arch_id']:16}  {format_count(row['params']):>8}  {format_count(row['macs']):>8}  "
                      f"{row['img_size']:>4}")
         lines.append("     " + " ".join(f"{k}={_short(v)}" for k, v in row["parameters"].items()))
     return "\n".join(lines)
