@@ -340,6 +340,8 @@ class ArchSpec(_Spec):
     num_classes: int = 1000
     drop_path_rate: float = 0.0       # stochastic depth, linear over all residual blocks (timm's schedule)
     layer_scale_init: float = 0.0     # convnext family: 0 disables layer scale
+    bn_eps: float = 1e-5              # every BatchNorm's epsilon (torchvision's MobileNetV3, EfficientNet-B5..B7: 1e-3)
+    bn_momentum: float = 0.1          # every BatchNorm's running-stat momentum (the TF-trained ports: 0.01)
     name: str = ""                    # a label only: not part of arch_id
 
     def __post_init__(self) -> None:
@@ -352,6 +354,10 @@ class ArchSpec(_Spec):
         if not 0.0 <= self.drop_path_rate < 1.0:
             _fail("drop_path_rate", "must be in [0, 1)", self.drop_path_rate)
         _check_positive("layer_scale_init", self.layer_scale_init, allow_zero=True)
+        if not 0.0 < self.bn_eps < 1.0:
+            _fail("bn_eps", "must be in (0, 1)", self.bn_eps)
+        if not 0.0 < self.bn_momentum <= 1.0:
+            _fail("bn_momentum", "must be in (0, 1]", self.bn_momentum)
         size = self.stem.out_size(self.img_size)
         if size < 1:
             _fail("img_size", f"is too small: the stem leaves {size} px", self.img_size)
@@ -370,6 +376,9 @@ class ArchSpec(_Spec):
         """Stable content hash of the architecture (the name is left out)."""
         data = self.to_dict()
         data.pop("name")
+        for key, default in _LATE_FIELDS.items():
+            if data.get(key) == default:
+                data.pop(key)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -389,8 +398,9 @@ class ArchSpec(_Spec):
 
     @classmethod
     def from_json(cls, text: str) -> ArchSpec:
-        """Parse a spec from JSON text."""
-        return cls.from_dict(json.loads(text))
+        """Parse a spec from JSON text (within the file boundary's depth and duplicate-key checks)."""
+        from archlab.core.yamlio import load_json_text
+        return cls.from_dict(load_json_text(text))
 
     @classmethod
     def from_yaml(cls, text: str) -> ArchSpec:
@@ -405,6 +415,11 @@ class ArchSpec(_Spec):
     def with_stages(self, **changes: Any) -> ArchSpec:
         """A copy with the same `changes` applied to every stage."""
         return replace(self, stages=tuple(replace(s, **changes) for s in self.stages))
+
+
+# Fields added after arch ids were first published: left out of the hash at their default, so every id
+# recorded in a run folder or golden file before they existed still names the same architecture.
+_LATE_FIELDS: dict[str, object] = {"bn_eps": 1e-5, "bn_momentum": 0.1}
 
 
 def _check_groups(path: str, stage: StageSpec, in_chs: int) -> None:
@@ -431,17 +446,10 @@ def mid_channels(stage: StageSpec, in_chs: int) -> int:
 
 def load_spec(path: str | Path) -> ArchSpec:
     """Read an ArchSpec from a .json, .yaml or .yml file; errors name the file."""
-    from archlab.core.yamlio import load_yaml_file
+    from archlab.core.yamlio import load_data_file
     path = Path(path)
     try:
-        if path.suffix == ".json":
-            try:
-                data = json.loads(path.read_text())
-            except json.JSONDecodeError as err:
-                raise SpecError("", f"is not valid JSON ({err.msg} at line {err.lineno})", show_value=False,
-                                file=str(path)) from None
-        else:
-            data = load_yaml_file(path)
+        data = load_data_file(path)   # size, depth, duplicate keys and UTF-8 checked at the file boundary
         return ArchSpec.from_dict(data)
     except SpecError as err:
         raise err.with_context(file=str(path)) from None

@@ -154,7 +154,7 @@ def mobilenet_v3_large() -> ArchSpec:
         stem=StemSpec(type="conv", width=16, kernel_size=3, stride=2, act="hardswish"),
         stages=_v3_rows(rows),
         head=HeadSpec(conv_width=960, hidden=(1280,), act="hardswish", dropout=0.2),
-        name="mobilenet_v3_large")
+        bn_eps=1e-3, bn_momentum=0.01, name="mobilenet_v3_large")
 
 
 @ZOO.register("mobilenet_v3_small")
@@ -167,7 +167,7 @@ def mobilenet_v3_small() -> ArchSpec:
         stem=StemSpec(type="conv", width=16, kernel_size=3, stride=2, act="hardswish"),
         stages=_v3_rows(rows),  # type: ignore[arg-type]
         head=HeadSpec(conv_width=576, hidden=(1024,), act="hardswish", dropout=0.2),
-        name="mobilenet_v3_small")
+        bn_eps=1e-3, bn_momentum=0.01, name="mobilenet_v3_small")
 
 
 # --- EfficientNet -------------------------------------------------------------------------------------
@@ -196,7 +196,12 @@ def efficientnet_base() -> ArchSpec:
 def _efficientnet(name: str) -> ArchSpec:
     width, depth, resolution, dropout = EFFICIENTNET_MULTIPLIERS[name]
     spec = scale(efficientnet_base(), width=width, depth=depth, resolution=resolution)
-    return replace(spec, head=replace(spec.head, dropout=dropout), name=name)
+    # torchvision's B5..B7 carry the TF-trained weights' BatchNorm settings; B0..B4 PyTorch's defaults
+    bn = dict(bn_eps=1e-3, bn_momentum=0.01) if name in _EFFICIENTNET_TF_BN else {}
+    return replace(spec, head=replace(spec.head, dropout=dropout), name=name, **bn)
+
+
+_EFFICIENTNET_TF_BN = ("efficientnet_b5", "efficientnet_b6", "efficientnet_b7")
 
 
 for _name in EFFICIENTNET_MULTIPLIERS:

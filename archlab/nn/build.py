@@ -197,6 +197,7 @@ class ArchNet(nn.Module):
             "classifier": "fc", "first_conv": None, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
             "crop_pct": 0.875, "interpolation": "bilinear", "architecture": spec.name or spec.arch_id}
         self.apply(_init_weights)
+        _set_batchnorm(self, spec.bn_eps, spec.bn_momentum)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem, stages and the 1x1 conv head: the unpooled feature map."""
@@ -234,6 +235,13 @@ def _final_size(spec: ArchSpec) -> int:
     for stage in spec.stages:
         size = stage.out_size(size)
     return size
+
+
+def _set_batchnorm(model: nn.Module, eps: float, momentum: float) -> None:
+    """Give every BatchNorm the spec's eps and momentum, whichever family or factory made it."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.eps, module.momentum = eps, momentum
 
 
 def _init_weights(module: nn.Module) -> None:
