@@ -4,7 +4,17 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-__all__ = ["ArchlabError", "SpecError", "did_you_mean"]
+__all__ = ["MAX_SHOWN", "ArchlabError", "SpecError", "did_you_mean", "shorten"]
+
+MAX_SHOWN = 200  # characters of user data a message may quote: a value is shown, never a file's contents
+
+
+def shorten(text: str, limit: int = MAX_SHOWN) -> str:
+    """`text` cut to `limit` characters with the number of characters left out, for quoting user data."""
+    if len(text) <= limit:
+        return text
+    keep = max(limit - 30, 10)
+    return f"{text[:keep]}... ({len(text) - keep:,} more characters)"
 
 
 class ArchlabError(Exception):
@@ -24,8 +34,8 @@ class SpecError(ArchlabError, ValueError):
         where = ""
         if self.file:
             where = f"{self.file}:{self.line}: " if self.line else f"{self.file}: "
-        got = f", got {self.value!r}" if self.show_value else ""
-        subject = f"{self.path} " if self.path else ""
+        got = f", got {shorten(_repr(self.value))}" if self.show_value else ""
+        subject = f"{shorten(self.path, 120)} " if self.path else ""
         return f"{where}{subject}{self.rule}{got}"
 
     def with_context(self, *, file: str | None = None, prefix: str = "", line: int | None = None) -> SpecError:
@@ -37,9 +47,18 @@ class SpecError(ArchlabError, ValueError):
                          show_value=self.show_value)
 
 
+def _repr(value: object) -> str:
+    try:
+        return repr(value)
+    except ValueError:  # an int past Python's 4300-digit conversion limit
+        return f"<an integer of about {value.bit_length() * 0.30103:.0f} digits>" if isinstance(value, int) \
+            else "<a value that cannot be shown>"
+
+
 def did_you_mean(word: str, choices: Iterable[str], *, list_valid: bool = True) -> str:
     """A ' (did you mean 'x'?)' hint for a misspelt name; else the valid names, or '' without `list_valid`."""
     choices = sorted(choices)
+    word = word[:100]  # difflib is quadratic in the word's length; no real name is this long
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if close:
         return f" (did you mean {close[0]!r}?)"

@@ -50,10 +50,9 @@ class InvalidPointError(SpecError):
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space YAML file; errors name the file, line, key path, rule and value."""
-    from archlab.core.yamlio import load_yaml_file
-    path = Path(path)
-    data = load_yaml_file(path)
-    return SearchSpace.from_dict(data, file=str(path), text=path.read_text())
+    from archlab.core.yamlio import load_yaml_text, read_text_file
+    text = read_text_file(path)   # read once, within the file boundary's limits
+    return SearchSpace.from_dict(load_yaml_text(text, file=str(path)), file=str(path), text=text)
 
 
 def _lines_of(text: str | None) -> dict[str, int]:
