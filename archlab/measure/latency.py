@@ -12,6 +12,7 @@ figure).
 """
 from __future__ import annotations
 
+import dataclasses
 import fcntl
 import io
 import json
@@ -25,7 +26,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +34,12 @@ import torch
 from torch import nn
 
 from archlab.arch.spec import ArchSpec
-from archlab.core.errors import ArchlabError, did_you_mean
+from archlab.core.errors import ArchlabError
 from archlab.core.registry import Registry
 
-__all__ = ["BACKENDS", "BackendUnavailable", "JsonStore", "LatencyCache", "LatencyResult", "MeasurementGate",
-           "default_lock_dir", "device_name", "measure_latency", "measurement_lock", "nominal_reference_ms",
-           "software_stack"]
+__all__ = ["BACKENDS", "BackendUnavailable", "JsonStore", "LatencyCache", "LatencyProtocol", "LatencyResult",
+           "MeasurementGate", "default_lock_dir", "device_name", "measure_latency", "measurement_lock",
+           "nominal_reference_ms", "software_stack"]
 
 
 class BackendUnavailable(ArchlabError):
@@ -449,13 +450,40 @@ def _resolve(model_or_spec: ArchSpec | nn.Module, img_size: int | None, in_chans
     return model_or_spec, img_size, in_chans or getattr(model_or_spec, "in_chans", 3), None, ""
 
 
-def measure_latency(model_or_spec: ArchSpec | nn.Module, *, batch: int = 1, img_size: int | None = None,
-                    device: str = "cpu", threads: int | None = None, backend: str = "eager",
-                    max_seconds: float = 10.0, cache: LatencyCache | None = None, in_chans: int | None = None,
-                    memory_format: str = "contiguous", min_repeats: int = 10, rel_precision: float = 0.01,
-                    lock: bool = True, lock_dir: str | Path | None = None, seed: int = 0,
-                    reference: bool | None = None) -> LatencyResult:
-    """Measure the per-inference latency of a network for one input shape, device, batch, thread count and backend.
+@dataclass(frozen=True, slots=True)
+class LatencyProtocol:
+    """How one latency figure is measured: input shape, device, threads, backend and the stopping rule."""
+    batch: int = 1
+    img_size: int | None = None            # None: the spec's own
+    in_chans: int | None = None            # None: the spec's own (or the module's `in_chans`, else 3)
+    device: str = "cpu"
+    threads: int | None = None             # None: torch's current setting
+    backend: str = "eager"
+    memory_format: str = "contiguous"
+    max_seconds: float = 10.0              # sampling stops here even if the median has not converged
+    min_repeats: int = 10
+    rel_precision: float = 0.01            # stop when the median's 95% CI is within this share of it
+    lock: bool = True                      # hold the cross-process measurement lock while timing
+    lock_dir: str | Path | None = None
+    seed: int = 0                          # of the random input
+    reference: bool | None = None          # drift correction by a reference kernel (default: on for CPU)
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            BACKENDS.lookup(self.backend)  # an ArchlabError with a did-you-mean
+        if self.memory_format not in ("contiguous", "channels_last"):
+            raise ArchlabError(f"memory_format must be contiguous or channels_last, got {self.memory_format!r}")
+        if not (self.batch >= 1 and math.isfinite(self.max_seconds) and self.max_seconds > 0
+                and self.min_repeats >= 3):
+            raise ArchlabError(f"need batch >= 1, a finite max_seconds > 0 and min_repeats >= 3, got batch="
+                               f"{self.batch}, max_seconds={self.max_seconds}, min_repeats={self.min_repeats}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ArchlabError(f"device must be cpu or cuda[:N], got {self.device!r}")
+
+
+def measure_latency(model_or_spec: ArchSpec | nn.Module, protocol: LatencyProtocol | None = None, *,
+                    cache: LatencyCache | None = None, **fields: Any) -> LatencyResult:
+    """Measure the per-inference latency of a network under `protocol` (its fields may also be given as keywords).
 
     Warm-up runs (at least 3, and 10% of `max_seconds` up to 0.5 s) are followed by timed samples until the
     median's 95% CI is within `rel_precision` of it (after `min_repeats`) or `max_seconds` pass. A model
@@ -463,72 +491,58 @@ def measure_latency(model_or_spec: ArchSpec | nn.Module, *, batch: int = 1, img_
     `reference` (default: on for CPU) times a fixed kernel after every sample and reports `nominal_ms`, the
     latency corrected for the machine's drift in speed (see `nominal_reference_ms`).
     """
-    if backend not in BACKENDS:
-        raise ArchlabError(f"unknown latency backend {backend!r}{did_you_mean(backend, BACKENDS.names())}")
-    if memory_format not in ("contiguous", "channels_last"):
-        raise ArchlabError(f"memory_format must be contiguous or channels_last, got {memory_format!r}")
-    if batch < 1 or max_seconds <= 0 or min_repeats < 3:
-        raise ArchlabError(f"need batch >= 1, max_seconds > 0 and min_repeats >= 3, got batch={batch}, "
-                           f"max_seconds={max_seconds}, min_repeats={min_repeats}")
-    cuda = device.startswith("cuda")
-    if not cuda and device != "cpu":
-        raise ArchlabError(f"device must be cpu or cuda[:N], got {device!r}")
-    model, size, chans, arch_id, name = _resolve(model_or_spec, img_size, in_chans)
+    p = dataclasses.replace(protocol or LatencyProtocol(), **fields)
+    cuda = p.device.startswith("cuda")
+    model, size, chans, arch_id, name = _resolve(model_or_spec, p.img_size, p.in_chans)
     old_threads = torch.get_num_threads()
-    threads = threads or old_threads
-    dev_name, stack = device_name(device), software_stack(backend)
-    use_ref = not cuda and reference is not False  # CUDA events are not subject to the CPU's drift
+    threads = p.threads or old_threads
+    dev_name, stack = device_name(p.device), software_stack(p.backend)
+    use_ref = not cuda and p.reference is not False  # CUDA events are not subject to the CPU's drift
     key = None
     if cache is not None and arch_id is not None:
-        key = LatencyCache.key(arch_id=arch_id, device=device, device_name=dev_name, stack=stack, threads=threads,
-                               batch=batch, img_size=size, in_chans=chans, backend=backend,
-                               memory_format=memory_format, reference=use_ref)
+        key = LatencyCache.key(arch_id=arch_id, device=p.device, device_name=dev_name, stack=stack, threads=threads,
+                               batch=p.batch, img_size=size, in_chans=chans, backend=p.backend,
+                               memory_format=p.memory_format, reference=use_ref)
         hit = cache.get(key)
         if hit is not None:
             return hit
-    fmt = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    fmt = torch.channels_last if p.memory_format == "channels_last" else torch.contiguous_format
     torch.set_num_threads(threads)
     try:
-        model = model.eval().to(device=device, memory_format=fmt)
-        x = torch.randn(batch, chans, size, size, generator=torch.Generator().manual_seed(seed))
-        x = x.to(device).contiguous(memory_format=fmt)
-        run = BACKENDS.get(backend)(model, x, device, threads)
+        model = model.eval().to(device=p.device, memory_format=fmt)
+        x = torch.randn(p.batch, chans, size, size, generator=torch.Generator().manual_seed(p.seed))
+        x = x.to(p.device).contiguous(memory_format=fmt)
+        run = BACKENDS.get(p.backend)(model, x, p.device, threads)
         run()  # first call (allocations, lazy init) outside the lock: it is not a measurement
         if cuda:
-            torch.cuda.synchronize(device)
-        nominal = nominal_reference_ms(threads, lock_dir, lock=lock) if use_ref else None
-        result = _time(run, cuda=cuda, device=device, max_seconds=max_seconds, min_repeats=min_repeats,
-                       rel_precision=rel_precision, lock=lock, lock_dir=lock_dir, single_thread=threads == 1,
-                       reference=_reference_kernel(threads) if use_ref else None)
+            torch.cuda.synchronize(p.device)
+        nominal = nominal_reference_ms(threads, p.lock_dir, lock=p.lock) if use_ref else None
+        result = _time(run, p, single_thread=threads == 1, reference=_reference_kernel(threads) if use_ref else None)
         ratio = result.pop("ratio")
         if nominal is not None and ratio is not None:
             result["nominal_ms"] = ratio * nominal
     finally:
         torch.set_num_threads(old_threads)
-    result = LatencyResult(batch=batch, img_size=size, device=device, threads=threads, backend=backend,
-                           in_chans=chans, memory_format=memory_format, arch_id=arch_id, name=name,
+    result = LatencyResult(batch=p.batch, img_size=size, device=p.device, threads=threads, backend=p.backend,
+                           in_chans=chans, memory_format=p.memory_format, arch_id=arch_id, name=name,
                            device_name=dev_name, stack=stack, **result)
-    if key is not None:
-        cache.put(key, result)  # type: ignore[union-attr]
+    if cache is not None and key is not None:
+        cache.put(key, result)
     return result
 
 
 PREEMPTED = 0.05  # a single-thread sample whose wall time exceeds its thread CPU time by 5% lost the CPU
 
 
-def _time(run: Runner, *, cuda: bool, device: str, max_seconds: float, min_repeats: int, rel_precision: float,
-          lock: bool, lock_dir: str | Path | None, single_thread: bool, reference: Runner | None = None
-          ) -> dict[str, Any]:
-    """Warm up and sample `run`; the statistics as LatencyResult fields.
+class _Clock:
+    """Times `k` back-to-back runs: CUDA events on a GPU, wall and thread CPU time on a CPU."""
 
-    With one CPU thread the work runs on the calling thread, so wall time minus that thread's CPU time is the
-    time it was descheduled: such samples measure the machine's other load, not the model, and are dropped
-    (all are kept if fewer than 3 stay clean, e.g. a machine loaded beyond its cores throughout). With a
-    `reference` runner, it is timed once after every sample and the median of the ratios comes back as `ratio`.
-    """
-    def clock(k: int, fn: Runner = run) -> tuple[float, bool]:
-        """Milliseconds per run over `k` back-to-back runs, and whether the sample is clean."""
-        if cuda:
+    def __init__(self, cuda: bool, single_thread: bool) -> None:
+        self.cuda, self.single_thread = cuda, single_thread
+
+    def __call__(self, fn: Runner, k: int = 1) -> tuple[float, bool]:
+        """Milliseconds per run over `k` runs, and whether the sample is clean (kept the CPU throughout)."""
+        if self.cuda:
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             for _ in range(k):
@@ -540,59 +554,87 @@ def _time(run: Runner, *, cuda: bool, device: str, max_seconds: float, min_repea
         for _ in range(k):
             fn()
         wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
-        return wall * 1e3 / k, not single_thread or wall - cpu <= PREEMPTED * wall
+        return wall * 1e3 / k, not self.single_thread or wall - cpu <= PREEMPTED * wall
 
-    guard = measurement_lock(lock_dir) if lock else _no_lock()
+
+def _warm_up(run: Runner, clock: _Clock, p: LatencyProtocol, t_start: float) -> tuple[int, int]:
+    """Warm-up runs; returns their count and `inner`, the runs per sample that make a sample last >= 1 ms."""
+    warm_s = min(0.5, 0.1 * p.max_seconds)
+    warm, warm_ms = 0, []
+    while warm < 3 or time.perf_counter() - t_start < warm_s:
+        warm_ms.append(clock(run)[0])
+        warm += 1
+        if time.perf_counter() - t_start > p.max_seconds / 2:
+            break
+    return warm, max(1, math.ceil(1.0 / max(min(warm_ms[-3:]), 1e-6)))
+
+
+@dataclass
+class _Samples:
+    """Every sample, the clean ones, and reference-kernel times and ratios beside the clean ones."""
+    all: list[float] = field(default_factory=list)
+    clean: list[float] = field(default_factory=list)
+    refs: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+    converged: bool = False
+    rel: float = float("inf")
+
+
+def _sample(run: Runner, clock: _Clock, p: LatencyProtocol, inner: int, reference: Runner | None,
+            t_start: float) -> _Samples:
+    """Timed samples until the median's CI is tight enough after `min_repeats`, or the time is up."""
+    s = _Samples()
+    if reference is not None:
+        for _ in range(3):
+            reference()
+    while True:
+        ms, ok = clock(run, inner)
+        s.all.append(ms)
+        if reference is not None:
+            ref_ms, ref_ok = clock(reference)
+            if ok and ref_ok:
+                s.refs.append(ref_ms)
+                s.ratios.append(ms / ref_ms)
+        if ok:
+            s.clean.append(ms)
+        n = len(s.clean)
+        if ok and n >= p.min_repeats and (n < 50 or n % max(1, n // 20) == 0):
+            s.rel = _median_rel_ci(s.clean)
+            if s.rel <= p.rel_precision:
+                s.converged = True
+                return s
+        if (time.perf_counter() - t_start > p.max_seconds and len(s.all) >= 3) or len(s.all) >= 100_000:
+            return s
+
+
+def _time(run: Runner, p: LatencyProtocol, *, single_thread: bool, reference: Runner | None = None
+          ) -> dict[str, Any]:
+    """Warm up and sample `run`; the statistics as LatencyResult fields.
+
+    With one CPU thread the work runs on the calling thread, so wall time minus that thread's CPU time is the
+    time it was descheduled: such samples measure the machine's other load, not the model, and are dropped
+    (all are kept if fewer than 3 stay clean, e.g. a machine loaded beyond its cores throughout). With a
+    `reference` runner, it is timed once after every sample and the median of the ratios comes back as `ratio`.
+    """
+    clock = _Clock(p.device.startswith("cuda"), single_thread)
+    guard = measurement_lock(p.lock_dir) if p.lock else _no_lock()
     with guard as waited:
         t_start = time.perf_counter()
-        warm_s = min(0.5, 0.1 * max_seconds)
-        warm, warm_ms = 0, []
-        while warm < 3 or time.perf_counter() - t_start < warm_s:
-            warm_ms.append(clock(1)[0])
-            warm += 1
-            if time.perf_counter() - t_start > max_seconds / 2:
-                break
-        inner = max(1, math.ceil(1.0 / max(min(warm_ms[-3:]), 1e-6)))  # >= 1 ms per sample
-        samples: list[float] = []      # every sample
-        clean: list[float] = []        # samples that kept the CPU throughout
-        refs: list[float] = []         # reference-kernel times beside clean samples
-        ratios: list[float] = []       # clean sample / its reference
-        rel, converged = float("inf"), False
-        if reference is not None:
-            for _ in range(3):
-                reference()
-        while True:
-            ms, ok = clock(inner)
-            samples.append(ms)
-            if reference is not None:
-                ref_ms, ref_ok = clock(1, reference)
-                if ok and ref_ok:
-                    refs.append(ref_ms)
-                    ratios.append(ms / ref_ms)
-            if ok:
-                clean.append(ms)
-            n = len(clean)
-            if ok and n >= min_repeats and (n < 50 or n % max(1, n // 20) == 0):
-                rel = _median_rel_ci(clean)
-                if rel <= rel_precision:
-                    converged = True
-                    break
-            if time.perf_counter() - t_start > max_seconds and len(samples) >= 3:
-                break
-            if len(samples) >= 100_000:
-                break
+        warm, inner = _warm_up(run, clock, p, t_start)
+        s = _sample(run, clock, p, inner, reference, t_start)
         wall = time.perf_counter() - t_start
-    used = clean if len(clean) >= 3 else samples
+    used = s.clean if len(s.clean) >= 3 else s.all
+    rel, converged = s.rel, s.converged
     if not converged:
         rel = _median_rel_ci(used)
-        converged = len(used) >= min_repeats and rel <= rel_precision
+        converged = len(used) >= p.min_repeats and rel <= p.rel_precision
     mean = statistics.fmean(used)
     std = statistics.stdev(used) if len(used) > 1 else 0.0
     return dict(median_ms=statistics.median(used), p90_ms=_percentile(used, 0.9), cv=std / mean if mean else 0.0,
-                repeats=len(used), dropped=len(samples) - len(used), mean_ms=mean, min_ms=min(used), inner=inner,
+                repeats=len(used), dropped=len(s.all) - len(used), mean_ms=mean, min_ms=min(used), inner=inner,
                 warmup_runs=warm, converged=converged, rel_ci=rel, wall_s=wall, lock_wait_s=waited,
-                ref_ms=statistics.median(refs) if refs else None,
-                ratio=statistics.median(ratios) if ratios else None)
+                ref_ms=statistics.median(s.refs) if s.refs else None,
+                ratio=statistics.median(s.ratios) if s.ratios else None)
 
 
 @contextmanager

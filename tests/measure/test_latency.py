@@ -167,7 +167,7 @@ def _busy(ms: float) -> None:
 
 
 def test_reference_ratio_cancels_a_change_of_machine_speed():
-    from archlab.measure.latency import _time
+    from archlab.measure.latency import LatencyProtocol, _time
     speed = {"factor": 1.0}
 
     def model() -> None:
@@ -179,8 +179,8 @@ def test_reference_ratio_cancels_a_change_of_machine_speed():
     runs = []
     for factor in (1.0, 1.6):  # the machine slows down by 60% between two measurements of the same model
         speed["factor"] = factor
-        runs.append(_time(model, cuda=False, device="cpu", max_seconds=0.6, min_repeats=10, rel_precision=0.01,
-                          lock=False, lock_dir=None, single_thread=True, reference=reference))
+        protocol = LatencyProtocol(device="cpu", max_seconds=0.6, min_repeats=10, rel_precision=0.01, lock=False)
+        runs.append(_time(model, protocol, single_thread=True, reference=reference))
     assert runs[1]["median_ms"] > 1.4 * runs[0]["median_ms"]
     assert runs[0]["ratio"] == pytest.approx(2.0, rel=0.1) and runs[1]["ratio"] == pytest.approx(2.0, rel=0.1)
     assert runs[0]["ref_ms"] == pytest.approx(1.5, rel=0.2)
