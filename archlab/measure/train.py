@@ -17,7 +17,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,8 @@ from archlab.measure.latency import JsonStore, MeasurementGate, device_name, mea
 from archlab.measure.recipes import RECIPES, Recipe, get_recipe, lr_factor
 from archlab.nn.build import build_model
 
-__all__ = ["RECIPES", "Budget", "DivergedError", "EpochReport", "Recipe", "TrainResult", "choose_memory_format",
-           "get_recipe", "train"]
+__all__ = ["RECIPES", "Budget", "DivergedError", "EpochReport", "Recipe", "TrainOptions", "TrainResult",
+           "choose_memory_format", "get_recipe", "train"]
 
 MEMORY_FORMATS = {"contiguous": torch.contiguous_format, "channels_last": torch.channels_last}
 _EVAL_BATCH = 500
@@ -158,7 +158,8 @@ def choose_memory_format(spec: ArchSpec, *, device: str = "cpu", batch: int = 12
             # entries before margins were stored are plain names: probe those again too
             if not isinstance(stored, dict) or stored.get("layout") not in MEMORY_FORMATS:
                 return None
-            if stored.get("margin", 0.0) < DECISIVE_MARGIN and time.time() - stored.get("probed", 0.0) > CLOSE_CALL_TTL_S:
+            stale = time.time() - stored.get("probed", 0.0) > CLOSE_CALL_TTL_S
+            if stored.get("margin", 0.0) < DECISIVE_MARGIN and stale:
                 return None
             _LAYOUTS[key] = stored["layout"]
         return _LAYOUTS[key]
@@ -297,191 +298,220 @@ class _NoGate:
         pass
 
 
+@dataclass(frozen=True, slots=True)
+class TrainOptions:
+    """Where and how a training run executes (what it learns is the recipe's and the budget's business)."""
+    device: str = "cpu"                        # cpu or cuda[:N]
+    threads: int | None = None                 # torch CPU threads for this run (None: leave as set)
+    eval_split: str = "val"                    # "val" for search, "test" for final reports
+    memory_format: str = "auto"                # auto times both layouts once per architecture (cached)
+    compile: bool = False                      # torch.compile the training step
+    progress: bool = False                     # a tqdm bar on stderr
+    yield_to_measurement: bool = True          # pause between steps while a latency measurement holds the lock
+    lock_dir: str | Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.memory_format != "auto" and self.memory_format not in MEMORY_FORMATS:
+            raise ArchlabError(f"memory_format must be auto, contiguous or channels_last, got {self.memory_format!r}")
+        if not (self.device == "cpu" or self.device.startswith("cuda")):
+            raise ArchlabError(f"device must be cpu or cuda[:N], got {self.device!r}")
+
+
 def train(spec: ArchSpec, data: DataSplits, *, recipe: Recipe | str | Mapping[str, Any] = "classic", budget: Budget,
-          seed: int = 0, device: str = "cpu", threads: int | None = None,
-          callback: Callable[[EpochReport], bool | None] | None = None, eval_split: str = "val",
-          memory_format: str = "auto", compile: bool = False, progress: bool = False,
-          yield_to_measurement: bool = True, lock_dir: str | Path | None = None) -> TrainResult:
+          seed: int = 0, callback: Callable[[EpochReport], bool | None] | None = None,
+          options: TrainOptions | None = None, **fields: Any) -> TrainResult:
     """Train `build_model(spec)` on `data` with `recipe` until `budget` runs out or `callback` returns True.
 
-    After every epoch (and at the end of the budget) the model is evaluated on `eval_split` ("val" for search,
-    "test" for final reports) and `callback(EpochReport)` is called. `memory_format` "auto" times both layouts
-    (cached). Between steps the trainer yields to latency measurements holding `measurement_lock(lock_dir)`.
-    Raises DivergedError on a NaN/inf loss.
+    `options` (or its fields as keywords) say where it runs. After every epoch (and at the end of the budget) the
+    model is evaluated on `options.eval_split` and `callback(EpochReport)` is called. Between steps the trainer
+    yields to latency measurements holding `measurement_lock(lock_dir)`. Raises DivergedError on a NaN/inf loss.
     """
+    opts = replace(options or TrainOptions(), **fields)
     recipe = get_recipe(recipe)
     if not isinstance(budget, Budget):
         budget = Budget.from_dict(dict(budget), path="budget")
     _check_fit(spec, data)
-    split = data.split(eval_split)
-    if len(split) == 0:
-        raise ArchlabError(f"the {eval_split} split of {data.name} is empty (val_fraction=0?); evaluate on another")
-    if memory_format != "auto" and memory_format not in MEMORY_FORMATS:
-        raise ArchlabError(f"memory_format must be auto, contiguous or channels_last, got {memory_format!r}")
-    if not (device == "cpu" or device.startswith("cuda")):
-        raise ArchlabError(f"device must be cpu or cuda[:N], got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ArchlabError(f"device {device!r}: CUDA is not available here")
+    if len(data.split(opts.eval_split)) == 0:
+        raise ArchlabError(f"the {opts.eval_split} split of {data.name} is empty (val_fraction=0?); evaluate on "
+                           "another")
+    if opts.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ArchlabError(f"device {opts.device!r}: CUDA is not available here")
     if recipe.drop_path is not None:
         spec = spec.replace(drop_path_rate=recipe.drop_path)
     old_threads = torch.get_num_threads()
-    if threads:
-        torch.set_num_threads(threads)
-    gate: Any = MeasurementGate(lock_dir) if yield_to_measurement else _NoGate()
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    gate: Any = MeasurementGate(opts.lock_dir) if opts.yield_to_measurement else _NoGate()
     try:
-        return _train(spec, data, recipe, budget, seed=seed, device=device, callback=callback,
-                      eval_split=eval_split, memory_format=memory_format, compile=compile, progress=progress,
-                      gate=gate, lock_dir=lock_dir, lock=yield_to_measurement)
+        return _TrainLoop(spec, data, recipe, budget, seed, opts, gate).run(callback)
     finally:
         gate.close()
         torch.set_num_threads(old_threads)
 
 
-def _train(spec: ArchSpec, data: DataSplits, recipe: Recipe, budget: Budget, *, seed: int, device: str,
-           callback: Callable[[EpochReport], bool | None] | None, eval_split: str, memory_format: str,
-           compile: bool, progress: bool, gate: Any, lock_dir: str | Path | None, lock: bool) -> TrainResult:
-    t_call = time.perf_counter()
-    cuda = device.startswith("cuda")
-    n_train = len(data.train)
-    mixup = make_mixup(recipe, data.num_classes)
-    batch = min(recipe.batch_size, n_train)
-    if mixup is not None:
-        batch -= batch % 2  # timm's Mixup pairs images
-        if batch < 2:
-            raise ArchlabError(f"Mixup/CutMix need at least 2 training images, got {n_train}")
-    steps_per_epoch = n_train // batch
-    total_steps = budget.total_steps(n_train, batch)
+class _TrainLoop:
+    """One training run: the model, optimiser, EMA and data on the device, and the counters the result reports."""
 
-    probe_s = 0.0
-    if memory_format == "auto":
-        t = time.perf_counter()
-        memory_format, _ = choose_memory_format(spec, device=device, batch=batch, lock_dir=lock_dir, lock=lock)
-        probe_s = time.perf_counter() - t
-    fmt = MEMORY_FORMATS[memory_format]
+    def __init__(self, spec: ArchSpec, data: DataSplits, recipe: Recipe, budget: Budget, seed: int,
+                 opts: TrainOptions, gate: Any) -> None:
+        self.t_call = time.perf_counter()
+        self.spec, self.data, self.recipe, self.budget, self.seed, self.opts, self.gate = (
+            spec, data, recipe, budget, seed, opts, gate)
+        self.device, self.cuda = opts.device, opts.device.startswith("cuda")
+        self.n_train = len(data.train)
+        self.mixup = make_mixup(recipe, data.num_classes)
+        batch = min(recipe.batch_size, self.n_train)
+        if self.mixup is not None:
+            batch -= batch % 2  # timm's Mixup pairs images
+            if batch < 2:
+                raise ArchlabError(f"Mixup/CutMix need at least 2 training images, got {self.n_train}")
+        self.batch, self.steps_per_epoch = batch, self.n_train // batch
+        self.total_steps = budget.total_steps(self.n_train, batch)
+        self.memory_format, self.probe_s = opts.memory_format, 0.0
+        if self.memory_format == "auto":
+            t = time.perf_counter()
+            self.memory_format, _ = choose_memory_format(spec, device=self.device, batch=batch, lock_dir=opts.lock_dir,
+                                                         lock=opts.yield_to_measurement)
+            self.probe_s = time.perf_counter() - t
+        self._build(MEMORY_FORMATS[self.memory_format])
+        self.history: list[EpochReport] = []
+        self.step = self.images_seen = self.epoch_steps = 0
+        self.train_s = self.eval_s = self.lr = 0.0
+        self.loss_sum = torch.zeros((), device=self.device)
+        self.bar: Any = None
 
-    _seed_all(seed)
-    model = build_model(spec)
-    if recipe.zero_init_last:
-        model.zero_init_last()
-    model = model.to(device=device, memory_format=fmt).train()
-    peak_lr = recipe.peak_lr(batch)
-    optimizer = _optimizer(model, recipe, peak_lr)
-    ema = None
-    if recipe.ema > 0:
-        from timm.utils import ModelEmaV3
-        ema = ModelEmaV3(model, decay=recipe.ema, use_warmup=True)
-    step_model: nn.Module = torch.compile(model) if compile else model
-    criterion: nn.Module
-    if mixup is not None:
-        from timm.loss import SoftTargetCrossEntropy
-        criterion = SoftTargetCrossEntropy()  # Mixup's soft targets already carry the label smoothing
-    else:
-        criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
-    augment = BatchAugment(recipe.augmentation, img_size=data.img_size, hflip=data.hflip)
-    erasing = make_random_erasing(recipe, device)
-    norm = _Normalize(data, device, fmt)
-    images, labels = data.train.images.to(device), data.train.labels.to(device)
-    eval_split_data = data.split(eval_split)
-    eval_images, eval_labels = eval_split_data.images.to(device), eval_split_data.labels.to(device)
-    order = torch.Generator().manual_seed(seed)  # data order independent of how much RNG the model init used
+    def _build(self, fmt: torch.memory_format) -> None:
+        """Model (seeded), optimiser, EMA, loss, augmentation, and the data moved to the device once."""
+        recipe, data, device = self.recipe, self.data, self.device
+        _seed_all(self.seed)
+        model = build_model(self.spec)
+        if recipe.zero_init_last:
+            model.zero_init_last()
+        self.model = model.to(device=device, memory_format=fmt).train()
+        self.peak_lr = recipe.peak_lr(self.batch)
+        self.optimizer = _optimizer(self.model, recipe, self.peak_lr)
+        self.ema = None
+        if recipe.ema > 0:
+            from timm.utils import ModelEmaV3
+            self.ema = ModelEmaV3(self.model, decay=recipe.ema, use_warmup=True)
+        self.step_model: nn.Module = torch.compile(self.model) if self.opts.compile else self.model
+        if self.mixup is not None:
+            from timm.loss import SoftTargetCrossEntropy
+            self.criterion: nn.Module = SoftTargetCrossEntropy()  # Mixup's soft targets carry the smoothing
+        else:
+            self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
+        self.augment = BatchAugment(recipe.augmentation, img_size=data.img_size, hflip=data.hflip)
+        self.erasing = make_random_erasing(recipe, device)
+        self.norm = _Normalize(data, device, fmt)
+        self.images, self.labels = data.train.images.to(device), data.train.labels.to(device)
+        split = data.split(self.opts.eval_split)
+        self.eval_images, self.eval_labels = split.images.to(device), split.labels.to(device)
+        self.order = torch.Generator().manual_seed(self.seed)  # data order independent of the model init's RNG use
 
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=total_steps if total_steps else budget.seconds, unit="step" if total_steps else "s",
-                   file=sys.stderr, dynamic_ncols=True, leave=False)
-    history: list[EpochReport] = []
-    step = images_seen = 0
-    train_s = eval_s = 0.0
-    lr = 0.0
-    loss_sum = torch.zeros((), device=device)
-    epoch_steps = 0
-    stopped_early = False
-    t_loop = time.perf_counter()
-
-    def budget_left() -> bool:
-        if total_steps is not None and step >= total_steps:
+    def budget_left(self) -> bool:
+        if self.total_steps is not None and self.step >= self.total_steps:
             return False
-        return budget.seconds is None or time.perf_counter() - t_loop < budget.seconds
+        return self.budget.seconds is None or time.perf_counter() - self.t_loop < self.budget.seconds
 
-    def progress_now() -> float:
-        if total_steps is not None:
-            return step / total_steps
-        return (time.perf_counter() - t_loop) / budget.seconds  # type: ignore[operator]
+    def progress_now(self) -> float:
+        """Share of the budget spent, which drives the learning-rate schedule."""
+        if self.total_steps is not None:
+            return self.step / self.total_steps
+        return (time.perf_counter() - self.t_loop) / self.budget.seconds  # type: ignore[operator]
 
-    def check_finite() -> None:
-        if not torch.isfinite(loss_sum):
-            bad = loss_sum.item()
-            raise DivergedError(step / steps_per_epoch, step, bad, lr)
-
-    def end_epoch() -> bool:
-        nonlocal eval_s, loss_sum, epoch_steps
-        check_finite()
+    def end_epoch(self, callback: Callable[[EpochReport], bool | None] | None) -> bool:
+        """Evaluate, record the epoch, and ask the callback whether to stop."""
+        if not torch.isfinite(self.loss_sum):
+            raise DivergedError(self.step / self.steps_per_epoch, self.step, self.loss_sum.item(), self.lr)
         t = time.perf_counter()
-        top1 = _evaluate(ema.module if ema is not None else step_model, eval_images, eval_labels, norm, gate, cuda)
-        eval_s += time.perf_counter() - t
-        report = EpochReport(epoch=round(step / steps_per_epoch, 6), val_top1=top1,
-                             train_loss=loss_sum.item() / max(epoch_steps, 1), images_seen=images_seen,
-                             wall_s=time.perf_counter() - t_loop, lr=lr,
-                             last=total_steps is not None and step >= total_steps)
-        history.append(report)
-        loss_sum, epoch_steps = torch.zeros((), device=device), 0
-        if bar is not None:
-            bar.set_postfix(epoch=f"{report.epoch:.2f}", loss=f"{report.train_loss:.3f}", top1=f"{top1:.2f}")
+        top1 = _evaluate(self.ema.module if self.ema is not None else self.step_model, self.eval_images,
+                         self.eval_labels, self.norm, self.gate, self.cuda)
+        self.eval_s += time.perf_counter() - t
+        report = EpochReport(epoch=round(self.step / self.steps_per_epoch, 6), val_top1=top1,
+                             train_loss=self.loss_sum.item() / max(self.epoch_steps, 1),
+                             images_seen=self.images_seen, wall_s=time.perf_counter() - self.t_loop, lr=self.lr,
+                             last=self.total_steps is not None and self.step >= self.total_steps)
+        self.history.append(report)
+        self.loss_sum, self.epoch_steps = torch.zeros((), device=self.device), 0
+        if self.bar is not None:
+            self.bar.set_postfix(epoch=f"{report.epoch:.2f}", loss=f"{report.train_loss:.3f}", top1=f"{top1:.2f}")
         return bool(callback(report)) if callback is not None else False
 
-    try:
-        while budget_left() and not stopped_early:
-            perm = torch.randperm(n_train, generator=order).to(device)
-            t, paused = time.perf_counter(), gate.paused_s
-            for i in range(steps_per_epoch):
-                if not budget_left():
-                    break
-                lr = peak_lr * lr_factor(recipe, progress_now())
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                idx = perm[i * batch:(i + 1) * batch]
-                with gate.step():
-                    x, y = norm(augment(images[idx])), labels[idx]
-                    if mixup is not None:
-                        x, y = mixup(x, y)
-                    if erasing is not None:
-                        x = erasing(x)
-                    with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
-                        loss = criterion(step_model(x), y)
-                    loss_sum += loss.detach().float()
-                    epoch_steps += 1
-                    if not cuda or step % 25 == 0:  # a host sync per step is free on CPU, not on CUDA
-                        if not torch.isfinite(loss):
-                            raise DivergedError((step + 1) / steps_per_epoch, step + 1, loss.item(), lr)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if recipe.grad_clip is not None:
-                        nn.utils.clip_grad_norm_(model.parameters(), recipe.grad_clip)
-                    optimizer.step()
-                    if ema is not None:
-                        ema.update(model, step=step)
-                step += 1
-                images_seen += batch
-                if bar is not None:
-                    bar.update(1 if total_steps else 0)
-                    if not total_steps:
-                        bar.n = round(time.perf_counter() - t_loop, 1)
-                        bar.refresh()
-            if cuda:
-                torch.cuda.synchronize(device)
-            train_s += time.perf_counter() - t - (gate.paused_s - paused)  # time given to measurements is not ours
-            if epoch_steps:
-                stopped_early = end_epoch()
-    finally:
-        if bar is not None:
-            bar.close()
-    if not history:
-        raise ArchlabError("the budget ended before the first training step")
-    return TrainResult(
-        top1=history[-1].val_top1, epochs_run=round(step / steps_per_epoch, 6), history=tuple(history),
-        wall_s=time.perf_counter() - t_call, images_per_s=images_seen / train_s if train_s else 0.0,
-        memory_format=memory_format, stopped_early=stopped_early, eval_split=eval_split,
-        train_loss=history[-1].train_loss, images_seen=images_seen, steps=step, train_s=train_s, eval_s=eval_s,
-        probe_s=probe_s, paused_s=gate.paused_s, batch_size=batch, peak_lr=peak_lr, threads=torch.get_num_threads(),
-        device=device, seed=seed, recipe=recipe.name, arch_id=spec.arch_id, name=spec.name)
+    def train_step(self, idx: torch.Tensor) -> None:
+        """One optimiser step on the images at `idx` (augmented, mixed, erased as the recipe says)."""
+        x, y = self.norm(self.augment(self.images[idx])), self.labels[idx]
+        if self.mixup is not None:
+            x, y = self.mixup(x, y)
+        if self.erasing is not None:
+            x = self.erasing(x)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.cuda):
+            loss = self.criterion(self.step_model(x), y)
+        self.loss_sum += loss.detach().float()
+        self.epoch_steps += 1
+        if not self.cuda or self.step % 25 == 0:  # a host sync per step is free on CPU, not on CUDA
+            if not torch.isfinite(loss):
+                raise DivergedError((self.step + 1) / self.steps_per_epoch, self.step + 1, loss.item(), self.lr)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.recipe.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.recipe.grad_clip)
+        self.optimizer.step()
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step)
+
+    def run_epoch(self) -> None:
+        """One pass over a fresh permutation of the training images, or until the budget ends."""
+        perm = torch.randperm(self.n_train, generator=self.order).to(self.device)
+        t, paused = time.perf_counter(), self.gate.paused_s
+        for i in range(self.steps_per_epoch):
+            if not self.budget_left():
+                break
+            self.lr = self.peak_lr * lr_factor(self.recipe, self.progress_now())
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.lr
+            with self.gate.step():
+                self.train_step(perm[i * self.batch:(i + 1) * self.batch])
+            self.step += 1
+            self.images_seen += self.batch
+            if self.bar is not None:
+                self.bar.update(1 if self.total_steps else 0)
+                if not self.total_steps:
+                    self.bar.n = round(time.perf_counter() - self.t_loop, 1)
+                    self.bar.refresh()
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+        # time given to latency measurements is not this run's
+        self.train_s += time.perf_counter() - t - (self.gate.paused_s - paused)
+
+    def run(self, callback: Callable[[EpochReport], bool | None] | None) -> TrainResult:
+        """Epochs until the budget ends or the callback stops the run; the result."""
+        if self.opts.progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=self.total_steps if self.total_steps else self.budget.seconds,
+                            unit="step" if self.total_steps else "s", file=sys.stderr, dynamic_ncols=True,
+                            leave=False)
+        stopped_early = False
+        self.t_loop = time.perf_counter()
+        try:
+            while self.budget_left() and not stopped_early:
+                self.run_epoch()
+                if self.epoch_steps:
+                    stopped_early = self.end_epoch(callback)
+        finally:
+            if self.bar is not None:
+                self.bar.close()
+        if not self.history:
+            raise ArchlabError("the budget ended before the first training step")
+        return self._result(stopped_early)
+
+    def _result(self, stopped_early: bool) -> TrainResult:
+        last, spec = self.history[-1], self.spec
+        return TrainResult(
+            top1=last.val_top1, epochs_run=round(self.step / self.steps_per_epoch, 6), history=tuple(self.history),
+            wall_s=time.perf_counter() - self.t_call,
+            images_per_s=self.images_seen / self.train_s if self.train_s else 0.0, memory_format=self.memory_format,
+            stopped_early=stopped_early, eval_split=self.opts.eval_split, train_loss=last.train_loss,
+            images_seen=self.images_seen, steps=self.step, train_s=self.train_s, eval_s=self.eval_s,
+            probe_s=self.probe_s, paused_s=self.gate.paused_s, batch_size=self.batch, peak_lr=self.peak_lr,
+            threads=torch.get_num_threads(), device=self.device, seed=self.seed, recipe=self.recipe.name,
+            arch_id=spec.arch_id, name=spec.name)
