@@ -6,17 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from archlab.cli import options
 from archlab.core.errors import ArchlabError
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -28,9 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("study", metavar="STUDY", help="ladder file, e.g. studies/convnext_ablation.yaml")
     p.add_argument("--no-train", action="store_true", help="complexity and latency only (seconds)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per step")
-    p.add_argument("--seeds", type=_positive_int, default=None, metavar="N",
+    p.add_argument("--seeds", type=options.int_in(1, 1000, "a number of seeds"), default=None, metavar="N",
                    help="train seeds 0..N-1 instead of the file's seeds")
-    p.add_argument("--out", default=None, metavar="DIR",
+    p.add_argument("--out", type=options.out_dir, default=None, metavar="DIR",
                    help="run folder (default runs/<study>-<YYYYmmdd-HHMMSS>; an existing one is resumed)")
     p.set_defaults(func=_run_ablate)
 

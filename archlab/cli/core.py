@@ -6,6 +6,7 @@ import json
 
 from archlab.arch.resolve import resolve_spec
 from archlab.arch.zoo import zoo_names
+from archlab.cli import options
 from archlab.nn.summary import stage_table, summarize
 
 
@@ -15,8 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_zoo)
     p = sub.add_parser("show", help="stage table with parameters and MACs of zoo names or spec files")
     p.add_argument("specs", nargs="+", metavar="NAME_OR_SPEC_FILE")
-    p.add_argument("--img-size", type=int, default=None, help="input side in pixels (default: the spec's)")
-    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--img-size", type=options.img_size, default=None, help="input side in pixels (default: the spec's)")
+    p.add_argument("--num-classes", type=options.classes, default=None)
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per network")
     p.set_defaults(func=_run_show)
 

@@ -5,6 +5,7 @@ import argparse
 import json
 from typing import Any
 
+from archlab.cli import options
 from archlab.core.errors import ArchlabError
 
 
@@ -14,32 +15,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("spec", metavar="NAME_OR_SPEC")
     p.add_argument("--dataset", default="fashion_mnist", help="fashion_mnist (default), cifar10, imagefolder, digits")
     p.add_argument("--root", default=None, help="dataset folder (imagefolder, or a local copy of the others)")
-    p.add_argument("--epochs", type=float, default=None, help="training epochs (may be fractional)")
-    p.add_argument("--images", type=int, default=None, help="training images budget")
-    p.add_argument("--seconds", type=float, default=None, help="wall-time budget of the training loop")
-    p.add_argument("--img-size", type=int, default=None,
+    p.add_argument("--epochs", type=options.epochs, default=None, help="training epochs (may be fractional)")
+    p.add_argument("--images", type=options.image_count, default=None, help="training images budget")
+    p.add_argument("--seconds", type=options.positive_seconds, default=None,
+                   help="wall-time budget of the training loop")
+    p.add_argument("--img-size", type=options.img_size, default=None,
                    help="input side (default: a spec file's own; for zoo names the dataset's native side)")
     p.add_argument("--recipe", default="classic", help="classic, modern, proxy or a recipe YAML file")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--limit", type=int, default=None, help="use only the first N training images")
-    p.add_argument("--val-limit", type=int, default=None, help="use only the first N validation images")
+    p.add_argument("--seed", type=options.seed, default=0)
+    p.add_argument("--limit", type=options.image_count, default=None, help="use only the first N training images")
+    p.add_argument("--val-limit", type=options.image_count, default=None, help="use only the first N validation images")
     p.add_argument("--split", default="val", choices=("val", "test"), help="split to report top-1 on")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--threads", type=options.threads, default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile the model (useful on CUDA)")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=_run_train)
 
     p = sub.add_parser("latency", help="measure inference latency of zoo networks or spec files")
     p.add_argument("specs", nargs="+", metavar="NAME_OR_SPEC")
-    p.add_argument("--batch", type=int, default=1)
-    p.add_argument("--img-size", type=int, default=None, help="input side (default: the spec's)")
-    p.add_argument("--in-chans", type=int, default=None, help="input channels (default: the spec's)")
-    p.add_argument("--num-classes", type=int, default=None)
+    p.add_argument("--batch", type=options.batch, default=1)
+    p.add_argument("--img-size", type=options.img_size, default=None, help="input side (default: the spec's)")
+    p.add_argument("--in-chans", type=options.channels, default=None, help="input channels (default: the spec's)")
+    p.add_argument("--num-classes", type=options.classes, default=None)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's current setting)")
+    p.add_argument("--threads", type=options.threads, default=None,
+                   help="CPU threads (default: torch's current setting)")
     p.add_argument("--backend", default="eager", help="eager, compile or onnxruntime")
-    p.add_argument("--max-seconds", type=float, default=10.0, help="time cap per network")
+    p.add_argument("--max-seconds", type=options.positive_seconds, default=10.0, help="time cap per network")
     p.add_argument("--cache", default=None, help="JSON file caching results by arch, device, stack, batch, size")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per network")
     p.set_defaults(func=_run_latency)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from archlab.cli import options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the report subcommand."""
@@ -12,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "write one self-contained HTML page: plotly.js embedded, no network needed. "
                                    "Several search runs are overlaid on one front.")
     p.add_argument("runs", nargs="+", metavar="RUN_DIR", help="run folder(s) written by archlab search / ablate")
-    p.add_argument("--out", default=None, metavar="FILE",
+    p.add_argument("--out", type=options.new_file, default=None, metavar="FILE",
                    help="the .html file to write (default reports/<run folder name>.html)")
     p.add_argument("--static", action="store_true",
                    help="also write a PNG and an SVG of every figure next to it (needs kaleido and Chrome/Chromium)")

@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+from archlab.cli import options
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `validate` and `space` (describe, sample)."""
@@ -21,17 +23,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     d.set_defaults(func=_run_describe)
     s = space_sub.add_parser("sample", help="seeded random samples within the constraints, with params and MACs")
     s.add_argument("file", metavar="FILE")
-    s.add_argument("-n", type=int, default=5, metavar="N", help="number of samples (default 5)")
-    s.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    s.add_argument("-n", type=options.samples, default=5, metavar="N",
+                   help=f"number of samples (default 5, at most {options.MAX_SAMPLES:,})")
+    s.add_argument("--seed", type=options.seed, default=0, help="random seed (default 0)")
     _add_overrides(s)
     s.add_argument("--json", action="store_true", help="print a JSON list with parameters and full specs")
     s.set_defaults(func=_run_sample)
 
 
 def _add_overrides(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--img-size", type=int, default=None, help="force the input side (e.g. a 32 px proxy)")
-    p.add_argument("--in-chans", type=int, default=None, help="force the input channels")
-    p.add_argument("--num-classes", type=int, default=None, help="force the number of classes")
+    p.add_argument("--img-size", type=options.img_size, default=None, help="force the input side (e.g. a 32 px proxy)")
+    p.add_argument("--in-chans", type=options.channels, default=None, help="force the input channels")
+    p.add_argument("--num-classes", type=options.classes, default=None,
+                   help="force the number of classes")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, int | None]:

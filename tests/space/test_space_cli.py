@@ -121,5 +121,7 @@ def test_space_sample_text(capsys):
 def test_space_commands_report_user_errors(tmp_path, capsys):
     assert main(["space", "describe", str(tmp_path / "missing.yaml")]) == 2
     assert "missing.yaml: cannot be read" in capsys.readouterr().err
-    assert main(["space", "sample", MOBILE, "-n", "0"]) == 2
-    assert "archlab: error: -n must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:  # refused by argparse (archlab.cli.options), before the file is read
+        main(["space", "sample", MOBILE, "-n", "0"])
+    assert exc.value.code == 2
+    assert "argument -n: must be a number of samples in [1, 100,000], got 0" in capsys.readouterr().err
