@@ -13,7 +13,6 @@ from fractions import Fraction
 
 from archlab.arch.scaling import scale
 from archlab.arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
-from archlab.core.errors import ArchlabError, did_you_mean
 from archlab.core.registry import Registry
 
 __all__ = ["ZOO", "EFFICIENTNET_MULTIPLIERS", "get_spec", "zoo_names"]
@@ -23,11 +22,7 @@ ZOO: Registry[Callable[[], ArchSpec]] = Registry("zoo network")
 
 def get_spec(name: str, **changes: object) -> ArchSpec:
     """The zoo's spec for `name`, with top-level fields (num_classes, img_size, ...) replaced."""
-    try:
-        factory = ZOO.get(name)
-    except KeyError:
-        raise ArchlabError(f"unknown network {name!r}{did_you_mean(name, ZOO.names())}") from None
-    spec = factory()
+    spec = ZOO.lookup(name)()  # a miss is an ArchlabError listing the closest zoo names
     return replace(spec, **changes) if changes else spec
 
 

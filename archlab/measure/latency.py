@@ -35,6 +35,7 @@ from torch import nn
 
 from archlab.arch.spec import ArchSpec
 from archlab.core.errors import ArchlabError
+from archlab.core.files import atomic_write_text
 from archlab.core.registry import Registry
 
 __all__ = ["BACKENDS", "BackendUnavailable", "JsonStore", "LatencyCache", "LatencyProtocol", "LatencyResult",
@@ -144,7 +145,7 @@ class MeasurementGate:
 # --- a small JSON store shared by processes ---------------------------------------------------------------
 
 class JsonStore:
-    """A JSON object on disk, read without locks and updated under flock with an atomic os.replace."""
+    """A JSON object on disk, read without locks and updated under flock with an atomic replace."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -178,9 +179,7 @@ class JsonStore:
             fcntl.flock(fd, fcntl.LOCK_EX)
             data = self.read()
             data[key] = value
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+            atomic_write_text(self.path, json.dumps(data, indent=1, sort_keys=True))
         finally:
             os.close(fd)
 

@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from archlab.core.errors import ArchlabError
+from archlab.core.files import atomic_write_text
 from archlab.core.fmt import format_count
 from archlab.report.data import (
     METRIC_LABELS,
@@ -724,9 +725,7 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     path = Path(out) if out is not None else default_out(report.name)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(render(report.doc, get_plotlyjs()), encoding="utf-8")
-        os.replace(tmp, path)
+        atomic_write_text(path, render(report.doc, get_plotlyjs()))
     except OSError as err:
         raise ArchlabError(f"{path}: cannot write the report ({err.strerror or err})") from None
     if static:
