@@ -185,7 +185,8 @@ def main() -> None:
     fits = [n for n, r in results.items() if r["search12_projected_s"] <= SEARCH_GOAL_S]
     ranks = [n for n in fits if r_ok(results[n])]
     chosen = min(ranks or fits or list(results), key=lambda n: results[n]["trial_s_mean"])
-    summary = {"load_average_at_end": os.getloadavg(), "architectures": source, "arch_ids": [s.arch_id for s in specs], "budgets": results,
+    summary = {"load_average_at_end": os.getloadavg(), "architectures": source, "arch_ids": [s.arch_id for s in specs],
+               "budgets": results,
                "reference": reference,
                "recommended": {"name": chosen, "ranks": bool(ranks), **budgets.get(chosen, {})},
                "goal": {"seeds_spearman": SPEARMAN_GOAL, "search12_s": SEARCH_GOAL_S}}

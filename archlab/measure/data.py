@@ -173,7 +173,7 @@ def adapt_channels(images: torch.Tensor, in_chans: int) -> torch.Tensor:
 
 @dataclass(frozen=True, slots=True)
 class DatasetInfo:
-    """A dataset by name: its loader (root -> decoded source), native side and channels, and whether flips keep labels."""
+    """A dataset by name: its loader (root -> decoded source), native side, channels, whether flips keep labels."""
 
     name: str
     load: Callable[[str | None], _Source]
