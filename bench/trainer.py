@@ -49,7 +49,7 @@ def matmul_peak_gflops(threads: int, sizes: tuple[int, ...] = (512, 1024, 2048),
     best = 0.0
     for n in sizes:
         a, b = torch.randn(n, n), torch.randn(n, n)
-        a @ b  # noqa: B018 - a first product outside the timing (allocations, thread start-up)
+        a @ b  # a first product outside the timing (allocations, thread start-up)
         best = max(best, max(2 * n**3 / _timed(lambda a=a, b=b: a @ b) / 1e9 for _ in range(reps)))
     return best
 
