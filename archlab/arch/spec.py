@@ -7,16 +7,15 @@ microseconds (pycls AnyNet, Radosavovic et al. 2020, is the model for "one gener
 """
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
-import types
 import typing
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from archlab.core.errors import SpecError, did_you_mean
+from archlab.core.schema import Range, Schema
 
 __all__ = [
     "ACTS", "BLOCKS", "DOWNSAMPLES", "NORMS", "STEMS", "ArchSpec", "HeadSpec", "StageSpec", "StemSpec",
@@ -35,6 +34,18 @@ STEM_POOLS = ("none", "max", "max_nopad")
 HEAD_POOLS = ("avg", "max", "none")
 PADDINGS = ("same", "valid")
 COUNTS = ("all", "one")
+
+
+# Bounds of the numbers a spec holds: far above every real network (ConvNeXt-XL is 2048 wide, ResNet-152 has 36
+# blocks in a stage, EfficientNet-B7 reads 600 px), low enough that an error comes before any cost overflows.
+MAX_WIDTH = 2 ** 16
+MAX_STAGE_DEPTH = 10 ** 4
+MAX_IMG_SIZE = 8192
+MAX_KERNEL = 1024
+Width = Annotated[int, Range(gt=0, le=MAX_WIDTH)]
+Depth = Annotated[int, Range(gt=0, le=MAX_STAGE_DEPTH)]
+Kernel = Annotated[int, Range(gt=0, le=MAX_KERNEL)]
+Ratio = Annotated[float, Range(le=1024)]          # expansion ratios; the sign is each field's own rule
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -69,113 +80,8 @@ def _check_positive(path: str, value: int | float, *, allow_zero: bool = False) 
         _fail(path, "must be >= 0" if allow_zero else "must be > 0", value)
 
 
-_HINTS: dict[type, dict[str, Any]] = {}
-
-
-def _hints(cls: type) -> dict[str, Any]:
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
-
-
-class _Spec:
-    """Shared dict/JSON/YAML round trip for the spec dataclasses."""
-
-    def _normalise(self) -> None:
-        """Store ints given for float fields as floats and lists as tuples, so equal specs hash equal."""
-        for name, hint in _hints(type(self)).items():
-            value = getattr(self, name)
-            if hint is float and isinstance(value, int) and not isinstance(value, bool):
-                object.__setattr__(self, name, float(value))
-            elif hint is float and not isinstance(value, float) and hasattr(value, "__float__") \
-                    and not isinstance(value, (bool, str)):
-                object.__setattr__(self, name, float(value))  # e.g. a Fraction
-            elif isinstance(value, list):
-                object.__setattr__(self, name, tuple(value))
-
-    def to_dict(self) -> dict[str, Any]:
-        """A plain dict (lists for tuples) that `from_dict` turns back into an equal spec."""
-        out: dict[str, Any] = {}
-        for f in fields(self):  # type: ignore[arg-type]
-            out[f.name] = _plain(getattr(self, f.name))
-        return out
-
-    @classmethod
-    def from_dict(cls, data: Any, *, path: str = "") -> Any:
-        """Build and validate a spec from a dict; errors name the key path under `path`."""
-        if not isinstance(data, dict):
-            raise SpecError(path or cls.__name__, "must be a mapping", data)
-        names = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
-        hints = _hints(cls)
-        kwargs: dict[str, Any] = {}
-        for key, value in data.items():
-            key_path = f"{path}.{key}" if path else str(key)
-            if key not in names:
-                raise SpecError(key_path, "is not a known key" + did_you_mean(str(key), names), show_value=False)
-            kwargs[key] = _coerce(hints[key], value, key_path)
-        try:
-            return cls(**kwargs)
-        except SpecError as err:
-            raise err.with_context(prefix=path) from None
-        except TypeError as err:  # a missing required key
-            missing = [n for n, f in names.items() if n not in kwargs and f.default is dataclasses.MISSING
-                       and f.default_factory is dataclasses.MISSING]
-            raise SpecError(path or cls.__name__, f"is missing required key(s) {', '.join(missing)}",
-                            show_value=False) from err
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, _Spec):
-        return value.to_dict()
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _coerce(hint: Any, value: Any, path: str) -> Any:
-    """Check `value` against a field's type hint, converting lists to tuples and ints to floats."""
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        errors = []
-        for option in options:
-            if option is type(None):
-                continue
-            try:
-                return _coerce(option, value, path)
-            except SpecError as err:
-                errors.append(err)
-        raise errors[0]
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise SpecError(path, "must be a list", value)
-        item = typing.get_args(hint)[0]
-        return tuple(_coerce(item, v, f"{path}[{i}]") for i, v in enumerate(value))
-    if isinstance(hint, type) and issubclass(hint, _Spec):
-        return hint.from_dict(value, path=path)
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise SpecError(path, "must be true or false", value)
-        return value
-    if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(path, "must be an integer", value)
-        return value
-    if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise SpecError(path, "must be a number", value)
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise SpecError(path, "must be a string", value)
-        return value
-    raise AssertionError(f"unhandled type hint {hint!r}")  # internal: a field with an unsupported type
-
-
 @dataclass(frozen=True, slots=True)
-class StemSpec(_Spec):
+class StemSpec(Schema):
     """The stem: `conv` (kxk/s conv-norm-act [+ 3x3/2 max-pool]), `deep` (three 3x3), `patchify`, `identity`.
 
     ResNet is conv k7 s2 + max-pool, MobileNet/EfficientNet conv k3 s2, the small-image stem conv k3 s1,
@@ -183,10 +89,11 @@ class StemSpec(_Spec):
     """
 
     type: str = "conv"
-    width: int = 64
-    kernel_size: int = 3
-    stride: int = 2
-    padding: int | None = None   # None: kernel_size // 2 for conv and deep, 0 for patchify
+    width: Width = 64
+    kernel_size: Kernel = 3
+    stride: Kernel = 2
+    # None: kernel_size // 2 for conv and deep, 0 for patchify
+    padding: Annotated[int, Range(le=MAX_KERNEL)] | None = None
     pool: str = "none"           # max: 3x3/2 pad 1 (ResNet); max_nopad: 3x3/2 no pad (AlexNet)
     norm: str = "batchnorm"
     act: str = "relu"
@@ -227,7 +134,7 @@ class StemSpec(_Spec):
 
 
 @dataclass(frozen=True, slots=True)
-class StageSpec(_Spec):
+class StageSpec(Schema):
     """One stage: `depth` blocks of one family; only the first block changes width and resolution.
 
     Which fields a family reads: plain/basic use kernel_size; bottleneck adds expand_ratio (of the output
@@ -236,12 +143,12 @@ class StageSpec(_Spec):
     """
 
     block: str                        # a name in BLOCKS
-    depth: int
-    width: int                        # output channels of every block in the stage
+    depth: Depth
+    width: Width                      # output channels of every block in the stage
     stride: int = 1
-    kernel_size: int = 3
-    expand_ratio: float = 1.0         # > 1 inverted, < 1 bottleneck
-    group_width: int | None = None    # None dense, 1 depthwise, g: ResNeXt groups of g channels
+    kernel_size: Kernel = 3
+    expand_ratio: Ratio = 1.0         # > 1 inverted, < 1 bottleneck
+    group_width: Width | None = None    # None dense, 1 depthwise, g: ResNeXt groups of g channels
     se_ratio: float = 0.0             # 0 disables squeeze-excitation
     se_gate: str = "sigmoid"
     se_act: str | None = None         # None: the block's activation
@@ -303,14 +210,14 @@ class StageSpec(_Spec):
 
 
 @dataclass(frozen=True, slots=True)
-class HeadSpec(_Spec):
+class HeadSpec(Schema):
     """The head: [1x1 conv-norm-act] -> pool -> [norm] -> [hidden FC-act-dropout ...] -> dropout -> FC."""
 
-    conv_width: int | None = None     # MobileNet/EfficientNet's final 1x1 conv
+    conv_width: Width | None = None     # MobileNet/EfficientNet's final 1x1 conv
     pool: str = "avg"
-    pool_size: int = 1                # adaptive pooling output side: 7 for VGG, 6 for AlexNet
+    pool_size: Kernel = 1                # adaptive pooling output side: 7 for VGG, 6 for AlexNet
     norm: str = "none"                # norm after pooling (ConvNeXt: layernorm)
-    hidden: tuple[int, ...] = ()      # hidden FC widths: (4096, 4096) for VGG, (1280,) for MobileNetV3
+    hidden: tuple[Width, ...] = ()      # hidden FC widths: (4096, 4096) for VGG, (1280,) for MobileNetV3
     act: str = "relu"
     dropout: float = 0.0
 
@@ -329,15 +236,15 @@ class HeadSpec(_Spec):
 
 
 @dataclass(frozen=True, slots=True)
-class ArchSpec(_Spec):
+class ArchSpec(Schema):
     """A whole network: stem -> stages -> head, for `img_size` inputs with `in_chans` channels."""
 
     stem: StemSpec
     stages: tuple[StageSpec, ...]
     head: HeadSpec = field(default_factory=HeadSpec)
-    img_size: int = 224
-    in_chans: int = 3
-    num_classes: int = 1000
+    img_size: Annotated[int, Range(gt=0, le=MAX_IMG_SIZE)] = 224
+    in_chans: Width = 3
+    num_classes: Annotated[int, Range(gt=0, le=10 ** 6)] = 1000
     drop_path_rate: float = 0.0       # stochastic depth, linear over all residual blocks (timm's schedule)
     layer_scale_init: float = 0.0     # convnext family: 0 disables layer scale
     bn_eps: float = 1e-5              # every BatchNorm's epsilon (torchvision's MobileNetV3, EfficientNet-B5..B7: 1e-3)
@@ -445,14 +352,7 @@ def mid_channels(stage: StageSpec, in_chs: int) -> int:
 
 
 def load_spec(path: str | Path) -> ArchSpec:
-    """Read an ArchSpec from a .json, .yaml or .yml file; errors name the file."""
-    from archlab.core.yamlio import load_data_file
-    path = Path(path)
-    try:
-        data = load_data_file(path)   # size, depth, duplicate keys and UTF-8 checked at the file boundary
-        return ArchSpec.from_dict(data)
-    except SpecError as err:
-        raise err.with_context(file=str(path)) from None
-    except OSError as err:
-        raise SpecError("", f"cannot be read ({err.strerror})", show_value=False, file=str(path)) from None
-
+    """Read an ArchSpec from a .json, .yaml or .yml file; errors name the file, line, key path, rule and value."""
+    # size, depth, duplicate keys and UTF-8 are checked at the file boundary (archlab.core.yamlio)
+    spec: ArchSpec = ArchSpec.load(path)
+    return spec
