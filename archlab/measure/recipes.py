@@ -13,20 +13,26 @@ Adam family, as timm's train.py does. Torch-free until an optimizer name is chec
 from __future__ import annotations
 
 import math
+import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from archlab.arch.spec import _Spec
-from archlab.core.errors import ArchlabError, SpecError, did_you_mean
+from archlab.core.errors import SpecError, did_you_mean
 from archlab.core.registry import Registry
+from archlab.core.schema import Range, Schema, load_document
 
-__all__ = ["AUGMENTATIONS", "RECIPES", "SCHEDULES", "Recipe", "get_recipe", "lr_factor", "recipe_names"]
+__all__ = ["AUGMENTATIONS", "RECIPES", "SCHEDULES", "Budget", "Recipe", "get_recipe", "lr_factor", "recipe_names"]
 
-SCHEDULES = ("cosine", "step", "constant")
-AUGMENTATIONS = ("none", "flip", "crop_flip", "randaugment")
-LR_SCALES = ("linear", "sqrt", "none")
+Schedule = Literal["cosine", "step", "constant"]
+Augmentation = Literal["none", "flip", "crop_flip", "randaugment"]
+SCHEDULES = typing.get_args(Schedule)
+AUGMENTATIONS = typing.get_args(Augmentation)
+LrScale = Literal["linear", "sqrt", "none"]
+LR_SCALES = typing.get_args(LrScale)
+Batch = Annotated[int, Range(gt=0, le=2 ** 20)]
+NonNegative = Annotated[float, Range(ge=0)]
 
 
 def _known_optimizers() -> list[str]:
@@ -35,28 +41,29 @@ def _known_optimizers() -> list[str]:
 
 
 @dataclass(frozen=True, slots=True)
-class Recipe(_Spec):
+class Recipe(Schema):
     """How to train: optimizer, learning-rate schedule (fractions of the budget), regularisation, augmentation."""
 
     name: str = ""
     optimizer: str = "momentum"      # a timm optimizer name: momentum (SGD), sgd (SGD + Nesterov), adamw, ...
-    lr: float = 0.1                  # peak learning rate at batch `lr_base_batch`
-    lr_base_batch: int = 256
-    lr_scale: str = "linear"         # how the peak lr follows batch_size: linear, sqrt or none
-    batch_size: int = 128
-    momentum: float = 0.9
+    # peak learning rate at batch `lr_base_batch`; the divergence tests train at 1e12 on purpose
+    lr: Annotated[float, Range(gt=0, le=1e12)] = 0.1
+    lr_base_batch: Batch = 256
+    lr_scale: LrScale = "linear"     # how the peak lr follows batch_size
+    batch_size: Batch = 128
+    momentum: Annotated[float, Range(ge=0, le=1)] = 0.9
     betas: tuple[float, ...] | None = None   # Adam-family (beta1, beta2); None: the optimizer's default
-    weight_decay: float = 1e-4       # not applied to biases and norm weights (timm's filter_bias_and_bn)
-    schedule: str = "step"
+    weight_decay: NonNegative = 1e-4  # not applied to biases and norm weights (timm's filter_bias_and_bn)
+    schedule: Schedule = "step"
     warmup: float = 0.0              # fraction of the budget with a linear warm-up from 0
     min_lr_ratio: float = 0.0        # cosine floor as a fraction of the peak
     milestones: tuple[float, ...] = (1 / 3, 2 / 3)   # step schedule: budget fractions where lr *= step_gamma
-    step_gamma: float = 0.1
+    step_gamma: NonNegative = 0.1
     label_smoothing: float = 0.0
-    mixup: float = 0.0               # Mixup alpha; 0 disables
-    cutmix: float = 0.0              # CutMix alpha; 0 disables
+    mixup: NonNegative = 0.0         # Mixup alpha; 0 disables
+    cutmix: NonNegative = 0.0        # CutMix alpha; 0 disables
     random_erasing: float = 0.0      # probability per image
-    augmentation: str = "crop_flip"  # none, flip, crop_flip (pad-and-crop + flip), randaugment (crop_flip + RA 2x9)
+    augmentation: Augmentation = "crop_flip"  # crop_flip: pad-and-crop + flip; randaugment: crop_flip + RA 2x9
     drop_path: float | None = None   # stochastic depth rate; None keeps the spec's drop_path_rate
     ema: float = 0.0                 # EMA decay of the weights (timm ModelEmaV3 with warm-up); 0 disables
     grad_clip: float | None = None   # max global gradient norm; None disables
@@ -69,21 +76,12 @@ class Recipe(_Spec):
             raise SpecError("optimizer", "must be a timm optimizer name" + did_you_mean(self.optimizer, known,
                                                                                       list_valid=False),
                             self.optimizer)
-        for key in ("lr", "lr_base_batch", "batch_size"):
-            if getattr(self, key) <= 0:
-                raise SpecError(key, "must be > 0", getattr(self, key))
-        for key in ("momentum", "weight_decay", "mixup", "cutmix", "step_gamma"):
-            if getattr(self, key) < 0:
-                raise SpecError(key, "must be >= 0", getattr(self, key))
         for key in ("warmup", "label_smoothing"):
             if not 0.0 <= getattr(self, key) < 1.0:
                 raise SpecError(key, "must be in [0, 1)", getattr(self, key))
         for key in ("min_lr_ratio", "random_erasing"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise SpecError(key, "must be in [0, 1]", getattr(self, key))
-        _choice("lr_scale", self.lr_scale, LR_SCALES)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("augmentation", self.augmentation, AUGMENTATIONS)
         if any(not 0.0 < m < 1.0 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
             raise SpecError("milestones", "must be increasing fractions in (0, 1)", list(self.milestones))
         if self.betas is not None and (len(self.betas) != 2 or not all(0.0 <= b < 1.0 for b in self.betas)):
@@ -110,10 +108,29 @@ class Recipe(_Spec):
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise SpecError(key, "must be one of " + ", ".join(choices) + did_you_mean(value, choices, list_valid=False),
-                        value)
+@dataclass(frozen=True, slots=True)
+class Budget(Schema):
+    """How long to train: epochs, images or seconds; training stops at the first limit reached."""
+
+    epochs: Annotated[float, Range(gt=0, le=10 ** 6)] | None = None
+    images: Annotated[int, Range(gt=0, le=10 ** 12)] | None = None
+    seconds: Annotated[float, Range(gt=0, le=10 ** 7)] | None = None  # wall time of the loop, evaluation included
+
+    def __post_init__(self) -> None:
+        self._normalise()   # finite and within the bounds above
+        if self.epochs is None and self.images is None and self.seconds is None:
+            raise SpecError("", "needs at least one of epochs, images or seconds", show_value=False)
+
+    def limits(self) -> dict[str, float]:
+        """The limits that are set, by name (the form written into run folders and reports)."""
+        return {k: v for k, v in self.to_dict().items() if v is not None}
+
+    def total_steps(self, n_train: int, batch: int) -> int | None:
+        """Optimizer steps allowed on `n_train` images in batches of `batch` (an epoch drops the last partial
+        batch), or None when only seconds bound the run."""
+        limits = [round(self.epochs * (n_train // batch))] if self.epochs is not None else []
+        limits += [round(self.images / batch)] if self.images is not None else []
+        return max(1, min(limits)) if limits else None
 
 
 def lr_factor(recipe: Recipe, progress: float) -> float:
@@ -170,7 +187,8 @@ def recipe_names() -> list[str]:
     return RECIPES.names()
 
 
-def get_recipe(recipe: str | Mapping[str, Any] | Recipe, *, file: str | None = None) -> Recipe:
+def get_recipe(recipe: str | Mapping[str, Any] | Recipe, *, file: str | None = None,
+               lines: Mapping[str, int] | None = None) -> Recipe:
     """A Recipe from a registered name, a .yaml/.yml/.json file, or a mapping (`base: NAME` plus overrides)."""
     if isinstance(recipe, Recipe):
         return recipe
@@ -178,22 +196,19 @@ def get_recipe(recipe: str | Mapping[str, Any] | Recipe, *, file: str | None = N
         if recipe in RECIPES:
             return RECIPES.get(recipe)()
         if Path(recipe).suffix in (".yaml", ".yml", ".json") or Path(recipe).exists():
-            from archlab.core.yamlio import load_yaml_file
-            return get_recipe(load_yaml_file(recipe), file=recipe)
-        raise ArchlabError(f"unknown recipe {recipe!r}{did_you_mean(recipe, RECIPES.names())}")
+            doc = load_document(recipe)
+            return get_recipe(doc.data, file=doc.file, lines=doc.lines)
+        return RECIPES.lookup(recipe)()  # an ArchlabError with a did-you-mean
     if not isinstance(recipe, Mapping):
         raise SpecError("recipe", "must be a recipe name or a mapping", recipe, file=file)
     data = dict(recipe)
     base_name = data.pop("base", None)
-    try:
-        if base_name is None:
-            return Recipe.from_dict(data)
+    if base_name is not None:
         if not isinstance(base_name, str) or base_name not in RECIPES:
             raise SpecError("base", "must be a recipe name" + did_you_mean(str(base_name), RECIPES.names()),
-                            base_name)
+                            base_name, file=file)
         base = RECIPES.get(base_name)().to_dict()
         base["name"] = data.get("name", f"{base_name}+")
-        base.update(data)
-        return Recipe.from_dict(base)
-    except SpecError as err:
-        raise err.with_context(file=file) from None
+        data = {**base, **data}
+    recipe_: Recipe = Recipe.from_dict(data, file=file, lines=lines)
+    return recipe_

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from archlab.arch.spec import ArchSpec, _Spec
-from archlab.core.errors import ArchlabError, SpecError
+from archlab.arch.spec import ArchSpec
+from archlab.core.errors import ArchlabError
 from archlab.measure.augment import BatchAugment, make_mixup, make_random_erasing
 from archlab.measure.data import DataSplits, cache_home
 from archlab.measure.latency import JsonStore, MeasurementGate, device_name, measurement_lock
-from archlab.measure.recipes import RECIPES, Recipe, get_recipe, lr_factor
+from archlab.measure.recipes import RECIPES, Budget, Recipe, get_recipe, lr_factor
 from archlab.nn.build import build_model
 
 __all__ = ["RECIPES", "Budget", "DivergedError", "EpochReport", "Recipe", "TrainOptions", "TrainResult",
@@ -47,31 +47,6 @@ class DivergedError(ArchlabError):
         self.epoch, self.step, self.loss, self.lr = epoch, step, loss, lr
         super().__init__(f"training diverged at epoch {epoch:.2f}, step {step}: loss {loss} (learning rate "
                          f"{lr:.4g}); lower the recipe's lr or add warm-up")
-
-
-@dataclass(frozen=True, slots=True)
-class Budget(_Spec):
-    """How long to train: epochs, images or seconds; training stops at the first limit reached."""
-
-    epochs: float | None = None
-    images: int | None = None
-    seconds: float | None = None     # wall time of the training loop, evaluation included
-
-    def __post_init__(self) -> None:
-        self._normalise()
-        if self.epochs is None and self.images is None and self.seconds is None:
-            raise SpecError("", "needs at least one of epochs, images or seconds", show_value=False)
-        for key in ("epochs", "images", "seconds"):
-            value = getattr(self, key)
-            if value is not None and value <= 0:
-                raise SpecError(key, "must be > 0", value)
-
-    def total_steps(self, n_train: int, batch: int) -> int | None:
-        """Optimizer steps allowed on `n_train` images in batches of `batch` (an epoch drops the last partial
-        batch), or None when only seconds bound the run."""
-        limits = [round(self.epochs * (n_train // batch))] if self.epochs is not None else []
-        limits += [round(self.images / batch)] if self.images is not None else []
-        return max(1, min(limits)) if limits else None
 
 
 @dataclass(frozen=True, slots=True)
