@@ -15,9 +15,9 @@ import time
 from pathlib import Path
 
 from archlab.search.engine import run_search
-from archlab.search.ray_local import local_cluster
 from archlab.search.results import load_table
 from bench.common import write_result
+from tests.search.raycluster import local_cluster
 
 STUDY = Path(__file__).resolve().parent / "data" / "scaling_study.yaml"
 GOAL = 1.8

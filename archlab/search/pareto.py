@@ -43,10 +43,18 @@ def hypervolume(values: np.ndarray, directions: Sequence[str], reference: np.nda
     loss = as_minimization(values, directions)
     reference = np.asarray(reference, dtype=float)
     loss = loss[np.all(loss < reference, axis=1)]
-    if len(loss) == 0:
-        return 0.0
+    return _volume(loss, reference) if len(loss) else 0.0
+
+
+def _volume(loss: np.ndarray, reference: np.ndarray) -> float:
+    """Hypervolume of minimisation points all strictly inside the reference box (Optuna has no public one).
+
+    Two objectives: a sweep over the first, each front point adding a rectangle up to the previous one's
+    height. More: slices along the last objective (HSO, While et al. 2006), each slice the (k-1)-dimensional
+    volume of the points below it times its depth; O(n^(k-1)) for n front points, plenty for a search's front.
+    """
+    loss = loss[pareto_mask(loss, ["minimize"] * loss.shape[1])]
     if loss.shape[1] == 2:
-        # sweep over the first objective: each front point adds a rectangle up to the previous one's height
         loss = loss[np.lexsort((loss[:, 1], loss[:, 0]))]
         volume, best_y = 0.0, reference[1]
         for x, y in loss:
@@ -54,8 +62,13 @@ def hypervolume(values: np.ndarray, directions: Sequence[str], reference: np.nda
                 volume += (reference[0] - x) * (best_y - y)
                 best_y = y
         return float(volume)
-    from optuna._hypervolume import compute_hypervolume  # k > 2: Optuna's WFG implementation
-    return float(compute_hypervolume(loss, reference))
+    loss = loss[np.argsort(loss[:, -1], kind="stable")]
+    tops = np.append(loss[1:, -1], reference[-1])
+    volume = 0.0
+    for i, depth in enumerate(tops - loss[:, -1]):
+        if depth > 0:
+            volume += depth * _volume(loss[: i + 1, :-1], reference[:-1])
+    return float(volume)
 
 
 def hypervolume_history(values: np.ndarray, directions: Sequence[str], reference: np.ndarray) -> list[float]:

@@ -1,5 +1,6 @@
-"""Ray plumbing: a local Ray listens on loopback only; a real 2-node loopback cluster runs Tune trials on both
-nodes, refuses a wrong or missing token, and stops without touching other processes on the machine."""
+"""Ray plumbing (archlab.search.ray_local, tests.search.raycluster): a local Ray listens on loopback only; a
+real 2-node loopback cluster runs Tune trials on both nodes, refuses a wrong or missing token, and stops without
+touching other processes on the machine."""
 from __future__ import annotations
 
 import os
@@ -13,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from archlab.core.errors import ArchlabError
-from archlab.search.ray_local import Listener, descendants, init_ray, listening_sockets, local_cluster, shutdown_ray
+from archlab.search.ray_local import init_ray, shutdown_ray
+from tests.search.raycluster import Listener, descendants, listening_sockets, local_cluster
 
 pytestmark = pytest.mark.timeout(180)
 needs_ss = pytest.mark.skipif(shutil.which("ss") is None, reason="`ss` (iproute2) lists listening sockets")
@@ -111,8 +113,8 @@ def test_two_node_loopback_cluster_runs_trials_on_both_nodes(short_tmp):
     assert wrong_token == no_auth == "REFUSED AuthenticationError", (wrong_token, no_auth)
 
 
-_GCS_PROBE = ("import sys\nfrom ray._raylet import GcsClient\n"
-              "try:\n    print('NODES', len(GcsClient(address=sys.argv[1]).get_all_node_info(timeout=20)))\n"
+_GCS_PROBE = ("import sys\nfrom archlab.search.upstream import ray_alive_nodes\n"
+              "try:\n    print('NODES', ray_alive_nodes(sys.argv[1], timeout_s=20))\n"
               "except Exception as err:\n    print('REFUSED', type(err).__name__)\n")
 
 

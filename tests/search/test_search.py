@@ -121,7 +121,7 @@ def test_study_file_errors_exit_2(tmp_path):
 def test_search_on_a_two_node_cluster(tmp_path):
     """A real 2-node Ray cluster on loopback: trials of one search land on both nodes."""
     from archlab.search.engine import run_search
-    from archlab.search.ray_local import local_cluster
+    from tests.search.raycluster import local_cluster
     run = tmp_path / "run"
     with local_cluster(n_nodes=2, cpus_per_node=1) as address:
         summary = run_search(STUDY, trials=4, out=run, address=address, quiet=True)
