@@ -6,7 +6,7 @@ what torch.utils.flop_counter counts (its FLOPs are 2 x MACs) and what torchvisi
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from archlab.arch.spec import ArchSpec, StageSpec
 from archlab.nn.build import STEMS_REGISTRY, Stage, head_features, stem_width
@@ -53,13 +53,34 @@ def stage_cost(stage: StageSpec, in_chs: int, size: int, layer_scale_init: float
     key = (stage, in_chs, size, layer_scale_init)
     hit = _STAGE_COSTS.get(key)
     if hit is None:
-        c = Cost(size)
-        Stage.cost(c, in_chs, stage, layer_scale_init)
-        hit = (c.params, c.macs, c.size)
+        hit = _closed_form(stage, in_chs, size, layer_scale_init) if stage.depth > 3 else None
+        if hit is None:
+            c = Cost(size)
+            Stage.cost(c, in_chs, stage, layer_scale_init)
+            hit = (c.params, c.macs, c.size)
         if len(_STAGE_COSTS) >= _STAGE_COSTS_LIMIT:
             _STAGE_COSTS.clear()
         _STAGE_COSTS[key] = hit
     return hit
+
+
+def _closed_form(stage: StageSpec, in_chs: int, size: int, layer_scale_init: float) -> tuple[int, int, int] | None:
+    """A stage's cost as first block + (depth - 1) x repeated block, so a deep stage costs three blocks' work.
+
+    Every block after the first has the same channels and stride 1; where the second and third blocks cost
+    the same and keep the map size, so do all the others. Otherwise (valid padding shrinks the map) this
+    returns None and the caller walks the blocks.
+    """
+    costs = []
+    for depth in (1, 2, 3):
+        c = Cost(size)
+        Stage.cost(c, in_chs, replace(stage, depth=depth), layer_scale_init)
+        costs.append((c.params, c.macs, c.size))
+    (p1, m1, s1), (p2, m2, s2), (p3, m3, s3) = costs
+    if not (s1 == s2 == s3 and p3 - p2 == p2 - p1 and m3 - m2 == m2 - m1):
+        return None
+    extra = stage.depth - 1
+    return p1 + extra * (p2 - p1), m1 + extra * (m2 - m1), s1
 
 
 def clear_stage_costs() -> None:
