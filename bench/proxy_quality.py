@@ -44,7 +44,7 @@ def _default_budget() -> dict[str, Any]:
     """The per-trial budget the default study trains with (its data subset, epochs, size and recipe)."""
     from archlab.search.study import load_study
     study = load_study(DEFAULT_STUDY)
-    return dict(limit=study.dataset.limit, val_limit=study.dataset.val_limit, epochs=study.budget["epochs"],
+    return dict(limit=study.dataset.limit, val_limit=study.dataset.val_limit, epochs=study.budget.epochs,
                 img_size=study.dataset.img_size, recipe=study.recipe)
 
 

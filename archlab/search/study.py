@@ -2,137 +2,240 @@
 
 A study names a search space file, a dataset and training recipe with a per-trial budget, objectives
 (top-1 against measured latency by default), constraints, an Optuna sampler, early stopping, execution
-resources (local Ray, the GPUs of one box, or a cluster address) and an Optuna storage.
+resources (local Ray, the GPUs of one box, or a cluster address) and an Optuna storage. Every record here is an
+`archlab.core.schema.Schema`: the file is read by the records' type hints and bounds, and a study writes itself
+back (`to_dict`, `to_yaml`) for the run folder's study.yaml.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from archlab.core.errors import ArchlabError, SpecError, did_you_mean
-from archlab.core.yamlio import load_yaml_file, parse_number
+from archlab.arch.spec import MAX_IMG_SIZE
+from archlab.core.errors import ArchlabError, SpecError
+from archlab.core.registry import Registry
+from archlab.core.schema import Range, Schema, internal, load_document
+from archlab.measure.recipes import Budget
 
-__all__ = ["OBJECTIVES", "SAMPLERS", "DatasetConfig", "EarlyStopping", "Execution", "LatencyTarget",
-           "Objective", "Study", "describe_study", "load_study", "is_study"]
+__all__ = ["OBJECTIVES", "SAMPLERS", "SINGLE_OBJECTIVE_SAMPLERS", "DatasetConfig", "EarlyStopping", "Execution",
+           "LatencyTarget", "Objective", "Study", "describe_study", "is_study", "load_study", "sampler_class_name",
+           "study_from_dict"]
 
 OBJECTIVES = {"top1": "maximize", "latency_ms": "minimize", "params": "minimize", "macs": "minimize"}
 # short names for Optuna's samplers; any other Optuna sampler class name is accepted as well
 SAMPLERS = {"nsga2": "NSGAIISampler", "nsga3": "NSGAIIISampler", "motpe": "TPESampler", "tpe": "TPESampler",
             "random": "RandomSampler", "gp": "GPSampler"}
+# Optuna 5.0's CmaEsSampler raises "If the study is being used for multi-objective optimization, CmaEsSampler
+# cannot be used" at its first trial; refused when the study is read instead
+SINGLE_OBJECTIVE_SAMPLERS = frozenset({"CmaEsSampler"})
+CONSTRAINT_KEYS = ("max_params", "max_macs", "max_latency_ms", "min_params", "min_macs")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_DEVICE = re.compile(r"^(cpu|cuda(:\d{1,3})?)$")
+
+Metric = Literal["top1", "latency_ms", "params", "macs"]
+Direction = Literal["maximize", "minimize"]
+Count = Annotated[int, Range(ge=10, le=10 ** 9)]           # images in a subset
 
 
-def _keys(data: Any, allowed: set[str], path: str, *, required: tuple[str, ...] = ()) -> dict[str, Any]:
-    """Check that `data` is a mapping with only `allowed` keys (did-you-mean on typos) and the required ones."""
-    if not isinstance(data, dict):
-        raise SpecError(path, "must be a mapping", data)
-    for key in data:
-        if key not in allowed:
-            where = f"{path}.{key}" if path else str(key)
-            hint = did_you_mean(str(key), allowed)
-            if "flops" in str(key).lower():  # torchvision's "GFLOPS" are MACs; archlab names the unit
-                hint = f" (archlab counts multiply-accumulates: did you mean {str(key).lower().replace('flops', 'macs')!r}?)"
-            raise SpecError(where, "is not a known key" + hint, show_value=False)
-    for key in required:
-        if key not in data:
-            raise SpecError(f"{path}.{key}" if path else key, "is required", show_value=False)
-    return data
-
-
-def _number(data: dict[str, Any], key: str, path: str, *, kind: type = float, low: float | None = None,
-            high: float | None = None, default: Any = None) -> Any:
-    value = data.get(key, default)
-    where = f"{path}.{key}" if path else key
-    if value is None:
-        return None
-    if isinstance(value, str):  # '4M', '4.0e6' (YAML 1.1 reads exponents without a sign as strings)
-        value = parse_number(value, where)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not float(value).is_integer()):
-        raise SpecError(where, "must be an integer" if kind is int else "must be a number", value)
-    if low is not None and value < low:
-        raise SpecError(where, f"must be >= {low:g}", value)
-    if high is not None and value > high:
-        raise SpecError(where, f"must be <= {high:g}", value)
-    return kind(value)
+def sampler_class_name(name: str) -> str:
+    """The Optuna class a study's sampler name stands for; an ArchlabError with a did-you-mean otherwise."""
+    import optuna.samplers  # Optuna is a core dependency; its sampler classes are the valid names
+    registry: Registry[str] = Registry("Optuna sampler")
+    for short, cls in SAMPLERS.items():
+        registry.register(short)(cls)
+    for cls in sorted(n for n in dir(optuna.samplers) if n.endswith("Sampler") and not n.startswith("Base")):
+        registry.register(cls)(cls)
+    return registry.lookup(name)
 
 
 @dataclass(frozen=True, slots=True)
-class DatasetConfig:
+class DatasetConfig(Schema):
     """Which data trials train on: a registered dataset name, the proxy side and the subset sizes."""
 
     name: str = "fashion_mnist"
-    img_size: int = 32
-    limit: int | None = None         # training images used per trial (None: all)
-    val_limit: int | None = None     # validation images evaluated after each epoch (None: the whole split)
-    val_fraction: float = 0.1
+    img_size: Annotated[int, Range(ge=8, le=MAX_IMG_SIZE)] = 32
+    limit: Count | None = None         # training images used per trial (None: all)
+    val_limit: Count | None = None     # validation images evaluated after each epoch (None: the whole split)
+    val_fraction: Annotated[float, Range(ge=0.01, le=0.9)] = 0.1
     root: str | None = None
 
+    def __post_init__(self) -> None:
+        self._normalise()
+        from archlab.measure.data import DATASETS  # the registry of loadable datasets is the list of valid names
+        if self.name not in DATASETS:
+            try:
+                DATASETS.lookup(self.name)
+            except ArchlabError as err:
+                raise SpecError("name", "must be one of " + ", ".join(DATASETS.names()) + _hint(err),
+                                self.name) from None
+
+
+def _hint(err: ArchlabError) -> str:
+    """The ' (did you mean ...)' part of a registry miss, to append to a rule."""
+    text = str(err)
+    return text[text.index(" (did you mean"):] if " (did you mean" in text else ""
+
 
 @dataclass(frozen=True, slots=True)
-class Objective:
-    """One objective: a metric of the trials table and its direction."""
+class Objective(Schema):
+    """One objective: a metric of the trials table and its direction (the metric's natural one by default)."""
 
-    name: str
-    direction: str
+    name: Metric
+    direction: Direction
+
+    @classmethod
+    def _prepare(cls, data: Any, path: str) -> Any:
+        if isinstance(data, str):   # `- top1` is short for `- {name: top1}`
+            data = {"name": data}
+        if isinstance(data, dict) and "direction" not in data and data.get("name") in OBJECTIVES:
+            data = {**data, "direction": OBJECTIVES[data["name"]]}
+        return data
 
 
 @dataclass(frozen=True, slots=True)
-class LatencyTarget:
+class LatencyTarget(Schema):
     """Where latency is measured: device, batch size, CPU threads and backend."""
 
     device: str = "cpu"
-    batch: int = 1
-    threads: int | None = 1
-    backend: str = "eager"
-    max_seconds: float = 5.0         # cap on one measurement (it stops earlier once the median is stable)
+    batch: Annotated[int, Range(ge=1, le=4096)] = 1
+    threads: Annotated[int, Range(ge=1, le=1024)] | None = 1
+    backend: str = "eager"           # a name in archlab.measure.latency.BACKENDS
+    # cap on one measurement (it stops earlier once the median is stable)
+    max_seconds: Annotated[float, Range(ge=0.1, le=3600)] = 5.0
+
+    def __post_init__(self) -> None:
+        self._normalise()
+        if not _DEVICE.match(self.device):
+            raise SpecError("device", "must be cpu, cuda or cuda:N", self.device)
+        from archlab.measure.latency import BACKENDS  # every trial would fail on a name that does not exist
+        if self.backend not in BACKENDS:
+            try:
+                BACKENDS.lookup(self.backend)
+            except ArchlabError as err:
+                raise SpecError("backend", "must be a latency backend (" + ", ".join(BACKENDS.names()) + ")"
+                                + _hint(err), self.backend) from None
 
 
 @dataclass(frozen=True, slots=True)
-class EarlyStopping:
+class EarlyStopping(Schema):
     """Successive halving on validation top-1 (Pareto-aware, or Ray's ASHA) and a latency pre-filter."""
 
-    scheduler: str = "pareto_asha"   # pareto_asha | asha | none
-    grace_epochs: int = 1
-    reduction_factor: float = 2.0
-    latency_skip: float | None = 1.5  # skip when latency > factor x the latency of the front's best-top-1 point
+    scheduler: Literal["pareto_asha", "asha", "none"] = "pareto_asha"
+    grace_epochs: Annotated[int, Range(ge=1, le=10 ** 4)] = 1
+    reduction_factor: Annotated[float, Range(ge=1.01, le=1000)] = 2.0
+    # skip when latency > factor x the latency of the front's best-top-1 point; null disables
+    latency_skip: Annotated[float, Range(ge=1.0, le=1e6)] | None = 1.5
 
 
 @dataclass(frozen=True, slots=True)
-class Execution:
+class Execution(Schema):
     """Ray resources: per-trial CPUs and (fractional) GPUs, concurrency, cluster address, retries."""
 
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float = 0.0
-    concurrent: int = 2
+    cpus_per_trial: Annotated[float, Range(ge=0.01, le=4096)] = 1.0
+    gpus_per_trial: Annotated[float, Range(ge=0, le=64)] = 0.0
+    concurrent: Annotated[int, Range(ge=1, le=4096)] = 2
     address: str | None = None
-    max_failures: int = 1            # retries of a trial whose worker died
+    max_failures: Annotated[int, Range(ge=0, le=1000)] = 1    # retries of a trial whose worker died
 
 
 @dataclass(frozen=True, slots=True)
-class Study:
+class _SamplerBlock(Schema):
+    """The file form `sampler: {name: NAME, args: {...}}` (a bare name is short for it)."""
+
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_sampler_name(self.name, "name")
+
+
+def _check_sampler_name(name: str, path: str) -> str:
+    try:
+        return sampler_class_name(name)
+    except ArchlabError as err:
+        raise SpecError(path, "must be an Optuna sampler" + _hint(err), name) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Study(Schema):
     """A whole study, validated; `file` is where it was read from (paths in it are relative to it)."""
 
     name: str
     space: Path
     description: str = ""
     dataset: DatasetConfig = field(default_factory=DatasetConfig)
-    recipe: Any = "classic"
-    budget: dict[str, float] = field(default_factory=lambda: {"epochs": 2})  # archlab.measure.train.Budget fields
+    recipe: str | dict[str, Any] = "classic"       # a registered name, a file, or `base: NAME` plus overrides
+    budget: Budget = field(default_factory=lambda: Budget(epochs=2))
     objectives: tuple[Objective, ...] = (Objective("top1", "maximize"), Objective("latency_ms", "minimize"))
     latency: LatencyTarget = field(default_factory=LatencyTarget)
-    constraints: dict[str, float] = field(default_factory=dict)
+    constraints: dict[Literal["max_params", "max_macs", "max_latency_ms", "min_params", "min_macs"],
+                      Annotated[float, Range(ge=0, le=1e18)]] = field(default_factory=dict)
     sampler: str = "nsga2"
-    sampler_args: dict[str, Any] = field(default_factory=dict)
-    trials: int | None = 16
-    timeout: float | None = None
+    sampler_args: dict[str, Any] = field(default_factory=dict)   # written as `sampler: {name, args}`
+    trials: Annotated[int, Range(ge=1, le=10 ** 6)] | None = 16
+    timeout: Annotated[float, Range(ge=1, le=10 ** 7)] | None = None   # seconds
     early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
-    seed: int = 0
+    seed: Annotated[int, Range(ge=0, le=2 ** 32 - 1)] = 0
     execution: Execution = field(default_factory=Execution)
     storage: str | None = None
-    file: Path | None = None
-    raw: dict[str, Any] = field(default_factory=dict)
+    file: Path | None = internal()
+
+    def __post_init__(self) -> None:
+        self._normalise()
+        if not _NAME.match(self.name):
+            raise SpecError("name", "must be letters, digits, '_', '-' or '.'", self.name)
+        if self.trials is None and self.timeout is None:
+            raise SpecError("trials", "or timeout must be set", None)
+        if not self.objectives:
+            raise SpecError("objectives", "must be a non-empty list", [])
+        if len({o.name for o in self.objectives}) != len(self.objectives):
+            raise SpecError("objectives", "must not repeat a metric", [o.name for o in self.objectives])
+        cls = _check_sampler_name(self.sampler, "sampler")
+        if cls in SINGLE_OBJECTIVE_SAMPLERS and len(self.objectives) > 1:
+            raise SpecError("sampler", f"must handle several objectives: {cls} optimises one only (use nsga2, "
+                                       "motpe, random or gp)", self.sampler)
+        if self.storage is not None and "://" not in self.storage:
+            raise SpecError("storage", "must be an Optuna storage URL such as sqlite:///path/study.db", self.storage)
+        _check_recipe(self.recipe)
+
+    @classmethod
+    def _prepare(cls, data: Any, path: str) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        kind = data.pop("kind", "study")
+        if kind != "study":
+            raise SpecError("kind", "must be study", kind)
+        if "sampler_args" in data:  # not a file key: arguments go under sampler.args
+            raise SpecError("sampler_args", "is not a known key (did you mean 'sampler: {name: ..., args: ...}'?)",
+                            show_value=False)
+        for key in ("dataset", "constraints", "early_stopping", "execution", "latency"):
+            if key in data and data[key] is None:   # an empty section: its defaults
+                del data[key]
+        if "sampler" in data:
+            raw = data["sampler"]
+            block = _SamplerBlock.from_dict({"name": raw} if isinstance(raw, str) else raw, path="sampler")
+            data["sampler"], data["sampler_args"] = block.name, block.args
+        return data
+
+    def to_dict(self) -> dict[str, Any]:
+        """The study in its file form (what `study_from_dict` reads back into an equal study)."""
+        out = Schema.to_dict(self)
+        args = out.pop("sampler_args")
+        if args:
+            out["sampler"] = {"name": self.sampler, "args": args}
+        return out
+
+    def to_yaml(self, *, space: str | None = None) -> str:
+        """The study as a YAML file; `space` replaces the space path (the run folder's copy is space.yaml)."""
+        import yaml
+        data = self.to_dict()
+        if space is not None:
+            data["space"] = space
+        return yaml.safe_dump(data, sort_keys=False)
 
     @property
     def directions(self) -> list[str]:
@@ -146,24 +249,31 @@ class Study:
 
     def with_overrides(self, *, trials: int | None = None, timeout: float | None = None,
                        address: str | None = None, concurrent: int | None = None) -> Study:
-        """The study with CLI overrides applied."""
+        """The study with CLI overrides applied (checked by the same rules as the file)."""
         study = self
-        if concurrent is not None:
-            if concurrent < 1:
-                raise ArchlabError(f"--concurrent must be >= 1, got {concurrent}")
-            study = replace(study, execution=replace(study.execution, concurrent=concurrent))
+        try:
+            if concurrent is not None:
+                study = replace(study, execution=replace(study.execution, concurrent=concurrent))
+            if address is not None:
+                study = replace(study, execution=replace(study.execution, address=address))
+        except SpecError as err:
+            raise err.with_context(prefix="execution") from None
         if trials is not None:
             study = replace(study, trials=trials)
         if timeout is not None:
             study = replace(study, timeout=timeout)
-        if address is not None:
-            study = replace(study, execution=replace(study.execution, address=address))
         return study
 
 
-_TOP_KEYS = {"name", "description", "space", "dataset", "recipe", "budget", "objectives", "latency", "constraints",
-             "sampler", "trials", "timeout", "early_stopping", "seed", "execution", "storage", "kind"}
-CONSTRAINT_KEYS = {"max_params", "max_macs", "max_latency_ms", "min_params", "min_macs"}
+def _check_recipe(recipe: str | Mapping[str, Any]) -> None:
+    """An unknown recipe name or a bad recipe key fails when the study is read, not in every trial."""
+    from archlab.measure.recipes import get_recipe
+    try:
+        get_recipe(recipe)
+    except SpecError as err:
+        raise err.with_context(prefix="recipe" if not err.path.startswith("recipe") else "") from None
+    except ArchlabError as err:
+        raise SpecError("recipe", str(err), show_value=False) from None
 
 
 def is_study(data: Any) -> bool:
@@ -172,21 +282,43 @@ def is_study(data: Any) -> bool:
         "objectives" in data or "dataset" in data or "budget" in data)))
 
 
-def study_from_dict(data: Any, *, file: Path | None = None) -> Study:
-    """Validate a parsed study document; errors carry the file and key path."""
-    try:
-        return _parse(data, file)
-    except SpecError as err:
-        raise err.with_context(file=str(file) if file else None) from None
+def study_from_dict(data: Any, *, file: Path | None = None, lines: Mapping[str, int] | None = None) -> Study:
+    """Validate a parsed study document; errors carry the file, line and key path. The space path is taken
+    relative to the study file, and must exist."""
+    file = None if file is None else Path(file)
+    if isinstance(data, dict) and isinstance(data.get("space"), str) and file is not None \
+            and data["space"] and not Path(data["space"]).is_absolute():
+        data = {**data, "space": str(file.parent / data["space"])}
+    study: Study = Study.from_dict(data, file=file, lines=lines)
+    if not study.space.exists():
+        raise SpecError("space", f"names a file that does not exist ({study.space})", data["space"],
+                        file=None if file is None else str(file), line=(lines or {}).get("space"))
+    return study
 
 
 def load_study(path: str | Path) -> Study:
     """Read and validate a study file, and check that its search space loads too."""
     path = Path(path)
-    study = study_from_dict(load_yaml_file(path), file=path)
+    doc = load_document(path)
+    study = study_from_dict(doc.data, file=path, lines=doc.lines)
+    _check_space(study, doc.lines.get("space"))
     from archlab.space.search_space import load_space  # the space is validated with its own file name in errors
     load_space(study.space)
     return study
+
+
+def _check_space(study: Study, line: int | None) -> None:
+    """The space file must be a YAML mapping; said without quoting it (it may be any file the process can read)."""
+    from archlab.core.yamlio import load_yaml_file
+    try:
+        data = load_yaml_file(study.space)
+    except SpecError as err:
+        raise SpecError("space", f"names a file that cannot be read as YAML ({err.rule})", show_value=False,
+                        file=str(study.file), line=line) from None
+    if not isinstance(data, dict):
+        what = {list: "a list", str: "text", type(None): "empty"}.get(type(data), f"a {type(data).__name__}")
+        raise SpecError("space", f"names a file that is not a YAML mapping of a search space (it is {what})",
+                        show_value=False, file=str(study.file), line=line)
 
 
 def describe_study(study: Study) -> str:
@@ -194,131 +326,3 @@ def describe_study(study: Study) -> str:
     goals = " vs ".join(f"{o.name} ({o.direction[:3]})" for o in study.objectives)
     size = f"{study.trials} trials" if study.trials else f"{study.timeout:.0f} s"
     return f"study {study.name}: {goals}, {size}, {study.sampler}, {study.dataset.name} at {study.dataset.img_size} px"
-
-
-def _parse(data: Any, file: Path | None) -> Study:
-    _keys(data, _TOP_KEYS, "", required=("name", "space"))
-    if data.get("kind", "study") != "study":
-        raise SpecError("kind", "must be study", data["kind"])
-    name = data["name"]
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise SpecError("name", "must be letters, digits, '_', '-' or '.'", name)
-    description = data.get("description", "")
-    if not isinstance(description, str):
-        raise SpecError("description", "must be a string", description)
-    space = data["space"]
-    if not isinstance(space, str):
-        raise SpecError("space", "must be a path to a search-space file", space)
-    space_path = (file.parent / space) if file is not None and not Path(space).is_absolute() else Path(space)
-    if not space_path.exists():
-        raise SpecError("space", f"names a file that does not exist ({space_path})", space)
-
-    ds = _keys(data.get("dataset", {}), {"name", "img_size", "limit", "val_limit", "val_fraction", "root"}, "dataset")
-    ds_name = ds.get("name", "fashion_mnist")
-    from archlab.measure.data import DATASETS  # the registry of loadable datasets is the list of valid names
-    if ds_name not in DATASETS:
-        raise SpecError("dataset.name", "must be one of " + ", ".join(DATASETS.names()) +
-                        did_you_mean(str(ds_name), DATASETS.names(), list_valid=False), ds_name)
-    dataset = DatasetConfig(name=ds_name, img_size=_number(ds, "img_size", "dataset", kind=int, low=8, default=32),
-                            limit=_number(ds, "limit", "dataset", kind=int, low=10),
-                            val_limit=_number(ds, "val_limit", "dataset", kind=int, low=10),
-                            val_fraction=_number(ds, "val_fraction", "dataset", low=0.01, high=0.9, default=0.1),
-                            root=ds.get("root"))
-
-    recipe = data.get("recipe", "classic")
-    if not isinstance(recipe, (str, dict)):
-        raise SpecError("recipe", "must be a recipe name or a mapping", recipe)
-
-    from archlab.measure.train import Budget  # the trainer's own budget type validates the block
-    budget = Budget.from_dict(data.get("budget", {"epochs": 2}), path="budget").to_dict()
-    from archlab.measure.recipes import get_recipe
-    try:
-        get_recipe(recipe)  # an unknown recipe name or a bad recipe key fails here, not in every trial
-    except SpecError as err:
-        raise err.with_context(prefix="recipe" if not err.path.startswith("recipe") else "") from None
-    except ArchlabError as err:
-        raise SpecError("recipe", str(err), show_value=False) from None
-
-    objectives = _objectives(data.get("objectives"))
-    lt = _keys(data.get("latency", {}), {"device", "batch", "threads", "backend", "max_seconds"}, "latency")
-    device = lt.get("device", "cpu")
-    if not isinstance(device, str) or not re.match(r"^(cpu|cuda(:\d+)?)$", device):
-        raise SpecError("latency.device", "must be cpu, cuda or cuda:N", device)
-    latency = LatencyTarget(device=device, batch=_number(lt, "batch", "latency", kind=int, low=1, default=1),
-                            threads=_number(lt, "threads", "latency", kind=int, low=1, default=1),
-                            backend=str(lt.get("backend", "eager")),
-                            max_seconds=_number(lt, "max_seconds", "latency", low=0.1, default=5.0))
-
-    cons = _keys(data.get("constraints", {}) or {}, CONSTRAINT_KEYS, "constraints")
-    constraints = {k: _number(cons, k, "constraints", low=0) for k in cons}
-
-    sampler, sampler_args = _sampler(data.get("sampler", "nsga2"))
-    trials = _number(data, "trials", "", kind=int, low=1, default=16)
-    timeout = _number(data, "timeout", "", low=1)
-    if trials is None and timeout is None:
-        raise SpecError("trials", "or timeout must be set", None)
-
-    es = _keys(data.get("early_stopping", {}) or {}, {"scheduler", "grace_epochs", "reduction_factor",
-                                                       "latency_skip"}, "early_stopping")
-    scheduler = es.get("scheduler", "pareto_asha")
-    if scheduler not in ("pareto_asha", "asha", "none"):
-        raise SpecError("early_stopping.scheduler", "must be pareto_asha, asha or none", scheduler)
-    early = EarlyStopping(scheduler=scheduler,
-                          grace_epochs=_number(es, "grace_epochs", "early_stopping", kind=int, low=1, default=1),
-                          reduction_factor=_number(es, "reduction_factor", "early_stopping", low=1.01, default=2.0),
-                          latency_skip=_number(es, "latency_skip", "early_stopping", low=1.0, default=1.5)
-                          if "latency_skip" not in es or es["latency_skip"] is not None else None)
-
-    ex = _keys(data.get("execution", {}) or {}, {"cpus_per_trial", "gpus_per_trial", "concurrent", "address",
-                                                  "max_failures"}, "execution")
-    execution = Execution(cpus_per_trial=_number(ex, "cpus_per_trial", "execution", low=0.01, default=1.0),
-                          gpus_per_trial=_number(ex, "gpus_per_trial", "execution", low=0, default=0.0),
-                          concurrent=_number(ex, "concurrent", "execution", kind=int, low=1, default=2),
-                          address=ex.get("address"),
-                          max_failures=_number(ex, "max_failures", "execution", kind=int, low=0, default=1))
-    storage = data.get("storage")
-    if storage is not None and (not isinstance(storage, str) or "://" not in storage):
-        raise SpecError("storage", "must be an Optuna storage URL such as sqlite:///path/study.db", storage)
-    seed = _number(data, "seed", "", kind=int, low=0, default=0)
-    return Study(name=name, space=space_path, description=description, dataset=dataset, recipe=recipe,
-                 budget=budget, objectives=objectives, latency=latency, constraints=constraints, sampler=sampler,
-                 sampler_args=sampler_args, trials=trials, timeout=timeout, early_stopping=early, seed=seed,
-                 execution=execution, storage=storage, file=file, raw=dict(data))
-
-
-def _objectives(raw: Any) -> tuple[Objective, ...]:
-    if raw is None:
-        return Study.__dataclass_fields__["objectives"].default  # type: ignore[return-value]
-    if not isinstance(raw, list) or not raw:
-        raise SpecError("objectives", "must be a non-empty list", raw)
-    out = []
-    for i, item in enumerate(raw):
-        path = f"objectives[{i}]"
-        if isinstance(item, str):
-            item = {"name": item}
-        _keys(item, {"name", "direction"}, path, required=("name",))
-        name = item["name"]
-        if name not in OBJECTIVES:
-            raise SpecError(f"{path}.name", "must be one of " + ", ".join(OBJECTIVES) +
-                            did_you_mean(str(name), OBJECTIVES, list_valid=False), name)
-        direction = item.get("direction", OBJECTIVES[name])
-        if direction not in ("maximize", "minimize"):
-            raise SpecError(f"{path}.direction", "must be maximize or minimize", direction)
-        out.append(Objective(name, direction))
-    if len({o.name for o in out}) != len(out):
-        raise SpecError("objectives", "must not repeat a metric", [o.name for o in out])
-    return tuple(out)
-
-
-def _sampler(raw: Any) -> tuple[str, dict[str, Any]]:
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    _keys(raw, {"name", "args"}, "sampler", required=("name",))
-    name, args = raw["name"], raw.get("args", {}) or {}
-    import optuna.samplers  # Optuna is a core dependency; its sampler names are the valid ones
-    valid = set(SAMPLERS) | {n for n in dir(optuna.samplers) if n.endswith("Sampler") and not n.startswith("Base")}
-    if name not in valid:
-        raise SpecError("sampler.name", "must be an Optuna sampler" + did_you_mean(str(name), valid), name)
-    if not isinstance(args, dict):
-        raise SpecError("sampler.args", "must be a mapping of keyword arguments", args)
-    return name, dict(args)

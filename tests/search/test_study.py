@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from archlab.core.errors import SpecError
+from archlab.measure.recipes import Budget
 from archlab.search.study import is_study, study_from_dict
 
 
@@ -23,7 +24,8 @@ def test_defaults(base):
     assert study.directions == ["maximize", "minimize"]
     assert study.sampler == "nsga2" and study.trials == 16 and study.execution.concurrent == 2
     assert study.space == file.parent / "space.yaml"
-    assert study.budget == {"epochs": 2.0, "images": None, "seconds": None}
+    assert study.budget == Budget(epochs=2.0)
+    assert study.budget.to_dict() == {"epochs": 2.0, "images": None, "seconds": None}
     assert is_study(data)
 
 
@@ -39,7 +41,7 @@ def test_overrides(base):
     ({"objectives": [{"name": "top1", "direction": "up"}]}, "objectives[0].direction must be maximize or minimize"),
     ({"sampler": {"name": "nsgaii"}}, "sampler.name must be an Optuna sampler (did you mean"),
     ({"trials": 0}, "trials must be >= 1, got 0"),
-    ({"trials": "many"}, "trials must be a number, got 'many'"),
+    ({"trials": "many"}, "trials must be an integer, got 'many'"),
     ({"dataset": {"name": "fashion"}}, "dataset.name must be one of"),
     ({"budget": {"epoch": 2}}, "budget.epoch is not a known key"),
     ({"budget": {"epochs": -1}}, "budget.epochs must be > 0, got -1"),
@@ -49,7 +51,8 @@ def test_overrides(base):
     ({"recipe": "modren"}, "recipe unknown recipe 'modren' (did you mean 'modern'?)"),
     ({"storage": "optuna.db"}, "storage must be an Optuna storage URL"),
     ({"name": "a b"}, "name must be letters, digits"),
-    ({"constraints": {"max_flops": 1}}, "constraints.max_flops is not a known key (archlab counts multiply-accumulates: did you mean 'max_macs'?)"),
+    ({"constraints": {"max_flops": 1}},
+     "constraints.max_flops is not a known key (archlab counts multiply-accumulates: did you mean 'max_macs'?)"),
 ])
 def test_errors_name_file_path_rule_and_value(base, change, message):
     data, file = base
