@@ -11,6 +11,7 @@ Everything here is torch-free and runs once per file: decoding points is `archla
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import re
 import typing
@@ -20,6 +21,7 @@ from typing import Any
 from archlab.arch.spec import BLOCKS, STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec
 from archlab.core.errors import SpecError, did_you_mean
 from archlab.core.yamlio import parse_number as _number
+from archlab.space.limits import check_dimension_count, check_range_size, check_scaling
 
 __all__ = ["CompiledSpace", "Dimension", "Domain", "Section", "Slot", "compile_space"]
 
@@ -87,12 +89,9 @@ class Dimension:
         """Every value in order, or None for a continuous float range."""
         if self.kind == "categorical":
             return self.choices
-        if self.kind == "int":
-            return tuple(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
-        if self.step is None:
+        if self.kind == "float" and self.step is None:
             return None
-        n = int(round((self.high - self.low) / self.step))
-        return tuple(_grid(self.low, self.step, k) for k in range(n + 1))
+        return _range_values(self.kind, self.low, self.high, self.step)  # type: ignore[arg-type]
 
     def describe(self) -> str:
         """The values in a short readable form."""
@@ -100,6 +99,15 @@ class Dimension:
             return "{" + ", ".join(_show(c) for c in self.choices) + "}"
         step = f" step {_show(self.step)}" if self.step is not None else (" log" if self.log else "")
         return f"[{_show(self.low)}, {_show(self.high)}]{step}"
+
+
+@functools.lru_cache(maxsize=512)
+def _range_values(kind: str, low: float, high: float, step: float | None) -> tuple[Any, ...]:
+    """An int range's or float grid's values, listed once per range (the corner walk asks for them often)."""
+    if kind == "int":
+        return tuple(range(int(low), int(high) + 1, int(step or 1)))
+    n = int(round((high - low) / step))  # type: ignore[operator]
+    return tuple(_grid(low, step, k) for k in range(n + 1))  # type: ignore[arg-type]
 
 
 def _grid(low: float, step: float, k: int) -> float:
@@ -309,6 +317,9 @@ class _Compiler:
         bounds = self._constraints(data.get("constraints", {}))
         landmarks = self._landmarks(data.get("landmarks", {}))
         self._check_tied_used()
+        check_dimension_count(len(self.dims))
+        check_scaling(scaling=scaling, stem=stem, stages=stages, head=head, globals_=globals_, tied=self.tied,
+                      target=target, derive_gamma=derive_gamma)
         return CompiledSpace(
             name=name, description=description.strip(), base=data.get("base"), file=self.file,
             tied=tuple(self.tied.items()), globals_=globals_, layer_scale=layer_scale, stem=stem,
@@ -471,6 +482,7 @@ class _Compiler:
                 raise SpecError(f"{path}.step", f"must divide high - low ({high - low:g})", step)
         if log and low <= 0:
             raise SpecError(f"{path}.low", "must be > 0 for a log range", low)
+        check_range_size(hint, low, high, step, path)   # before any value is listed (10^9 of them must not be)
         kind = hint
         dim = Dimension(name=name, kind=kind, low=low, high=high, step=step if kind == "float" else (step or 1),
                         log=log, path=path, field=field_name, role=role or _role(field_name))

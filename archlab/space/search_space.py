@@ -33,6 +33,7 @@ from archlab.space.format import (
     key_lines,
     line_of,
 )
+from archlab.space.limits import MAX_SAMPLE_TRIES, check_enumeration, cost_violations
 
 if TYPE_CHECKING:
     import optuna
@@ -74,6 +75,9 @@ class SearchSpace:
         self._names = {d.name for d in compiled.dimensions}
         self._roles = {d.name: d.role for d in compiled.dimensions}
         self._controllers = _controller_dims(compiled)
+        # counting and the corner walk enumerate these parameters' combinations: bound that work first
+        check_enumeration(d.size if d.size != math.inf else 2 for d in compiled.dimensions
+                          if d.name in self._controllers)
         self._cost_controllers = _controller_dims(compiled, cost_only=True)
         self._grids = {d.name: d.values() for d in compiled.dimensions if d.values() is not None}
         groups: dict[tuple[tuple[str, int], ...], list[Bound]] = {}
@@ -89,8 +93,8 @@ class SearchSpace:
         """Validate a parsed space file (a mapping) and prove that its constraints can be met."""
         lines = _lines_of(text)
         compiled = compile_space(data, file=file, lines=lines)
-        space = cls(compiled)
         try:
+            space = cls(compiled)
             check_landmark_names(compiled)
             space._check_landmarks()
             space._prove_bounds()
@@ -177,7 +181,7 @@ class SearchSpace:
         """
         if n < 0:
             raise ArchlabError(f"the number of samples must be >= 0, got {n}")
-        limit = max_tries if max_tries is not None else max(2000, 500 * n)
+        limit = max_tries if max_tries is not None else max(2000, min(500 * n, n + MAX_SAMPLE_TRIES))
         out: list[tuple[dict[str, Any], ArchSpec]] = []
         if n == 0:
             return out
@@ -208,10 +212,10 @@ class SearchSpace:
 
     def violations(self, spec: ArchSpec) -> list[str]:
         """Broken bounds as readable strings (empty: feasible); analytic, no module is built."""
-        if not self._groups:
-            return []
         params_macs = _params_macs()
-        out: list[str] = []
+        out = cost_violations(*params_macs(spec))   # the hard limits hold with or without constraints
+        if out or not self._groups:
+            return out
         for at, bounds in self._groups:
             changes = {k: v for k, v in at if getattr(spec, k) != v}
             try:
