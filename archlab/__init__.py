@@ -15,7 +15,7 @@ from archlab.arch.zoo import get_spec, zoo_names
 from archlab.core.errors import ArchlabError, SpecError
 
 if TYPE_CHECKING:  # what the lazy names resolve to, for type checkers and editors
-    from archlab.ablation.ladder import run_ablation
+    from archlab.ablation import run_ablation
     from archlab.measure.latency import measure_latency
     from archlab.measure.train import train
     from archlab.nn.build import build_model
@@ -36,7 +36,7 @@ _LAZY = {
     "train": "archlab.measure.train",
     "measure_latency": "archlab.measure.latency",
     "run_search": "archlab.search.engine",
-    "run_ablation": "archlab.ablation.ladder",
+    "run_ablation": "archlab.ablation",
 }
 
 

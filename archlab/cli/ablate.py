@@ -27,11 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_ablate(args: argparse.Namespace) -> int:
-    from archlab.ablation.ladder import format_report, load_ladder, run_ablation
-    ladder = load_ladder(args.study)
+    from archlab.ablation import format_report, run_ablation
     seeds = None if args.seeds is None else tuple(range(args.seeds))
     try:
-        report = run_ablation(ladder, out=args.out, train=not args.no_train, seeds=seeds)
+        report = run_ablation(args.study, out=args.out, train=not args.no_train, seeds=seeds)
     except OSError as err:
         raise ArchlabError(f"{args.out or 'runs/'}: {err.strerror or err}") from None
     if args.json:

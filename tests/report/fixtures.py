@@ -118,7 +118,7 @@ def make_search_run(path: Path, *, name: str = "tiny_frontier", sampler: str = "
 def make_ablation_run(path: Path, *, ladder_file: Path = REPO / "studies" / "convnext_ablation.yaml",
                       seeds: tuple[int, ...] = (0, 1, 2), trained: bool = True, seed: int = 0) -> Path:
     """Write an ablation run folder (ladder.yaml, results.jsonl, ablation.json/.csv) via archlab.ablation.ladder."""
-    from archlab.ablation.ladder import (
+    from archlab.ablation import (
         AblationReport,
         agreement,
         load_ladder,
@@ -147,7 +147,7 @@ def make_ablation_run(path: Path, *, ladder_file: Path = REPO / "studies" / "con
     steps = summarize_steps(rows, costs, proxies, proxy_costs, latencies, records, seeds)
     p = ladder.proxy
     setting = {"dataset": p.dataset, "img_size": p.img_size, "in_chans": 1, "num_classes": 10, "width": p.width,
-               "depth": p.depth, "val_fraction": p.val_fraction, "limit": p.limit, "budget": p.budget,
+               "depth": p.depth, "val_fraction": p.val_fraction, "limit": p.limit, "budget": p.budget.limits(),
                "recipes": p.recipes, "device": "cpu", "device_name": "Fixture CPU", "threads": 1,
                "complexity": "analytic, full-size network at its own img_size (224)",
                "latency": "fixture values (not measured)", "top1": "fixture values (not trained)"}
