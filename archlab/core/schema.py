@@ -44,16 +44,17 @@ class Range:
     le: float | None = None
     lt: float | None = None
 
-    def check(self, value: float, path: str) -> None:
-        """Raise a SpecError naming the first bound `value` breaks."""
+    def check(self, value: float, path: str, shown: Any = None) -> None:
+        """Raise a SpecError naming the first bound `value` breaks (quoting `shown`, the value as written)."""
+        shown = value if shown is None else shown
         if self.ge is not None and not value >= self.ge:
-            raise SpecError(path, f"must be >= {_num(self.ge)}", value)
+            raise SpecError(path, f"must be >= {_num(self.ge)}", shown)
         if self.gt is not None and not value > self.gt:
-            raise SpecError(path, f"must be > {_num(self.gt)}", value)
+            raise SpecError(path, f"must be > {_num(self.gt)}", shown)
         if self.le is not None and not value <= self.le:
-            raise SpecError(path, f"must be <= {_num(self.le)}", value)
+            raise SpecError(path, f"must be <= {_num(self.le)}", shown)
         if self.lt is not None and not value < self.lt:
-            raise SpecError(path, f"must be < {_num(self.lt)}", value)
+            raise SpecError(path, f"must be < {_num(self.lt)}", shown)
 
 
 def _num(bound: float) -> str:
@@ -70,7 +71,7 @@ def internal(default: Any = None) -> Any:
 # --- type hints -----------------------------------------------------------------------------------------------
 
 _HINTS: dict[type, dict[str, Any]] = {}
-_PLANS: dict[type, tuple[tuple[str, str, Range | None], ...]] = {}
+_PLANS: dict[type, tuple[tuple[str, str, Any], ...]] = {}
 
 
 def _hints(cls: type) -> dict[str, Any]:
@@ -89,21 +90,25 @@ def _unwrap(hint: Any) -> tuple[Any, Range | None]:
     return hint, None
 
 
-def _scalar_kind(hint: Any) -> tuple[str, Range | None]:
-    """'int', 'float', 'tuple' or 'other' for a field (Optional stripped), with its bounds: what __post_init__
-    normalises and checks on records made directly in code."""
+def _scalar_kind(hint: Any) -> tuple[str, Any]:
+    """What __post_init__ normalises and checks on records made directly in code, for one field (Optional
+    stripped): ('int' or 'float', its Range), ('literal', its choices), ('tuple', None) or ('other', None)."""
     base, bounds = _unwrap(hint)
-    if typing.get_origin(base) in (typing.Union, types.UnionType):
+    origin = typing.get_origin(base)
+    if origin in (typing.Union, types.UnionType):
         options = [h for h in typing.get_args(base) if h is not type(None)]
         if len(options) == 1:
-            return _scalar_kind(options[0])
-        return "other", bounds
-    if typing.get_origin(base) is tuple:
-        return "tuple", bounds
+            kind, extra = _scalar_kind(options[0])
+            return kind, extra if extra is not None or kind == "literal" else bounds
+        return "other", None
+    if origin is Literal:
+        return "literal", typing.get_args(base)
+    if origin is tuple:
+        return "tuple", None
     return {int: "int", float: "float"}.get(base, "other"), bounds
 
 
-def _plan(cls: type) -> tuple[tuple[str, str, Range | None], ...]:
+def _plan(cls: type) -> tuple[tuple[str, str, Any], ...]:
     if cls not in _PLANS:
         _PLANS[cls] = tuple((name, *_scalar_kind(hint)) for name, hint in _hints(cls).items())
     return _PLANS[cls]
@@ -114,17 +119,23 @@ def _plan(cls: type) -> tuple[tuple[str, str, Range | None], ...]:
 class Schema:
     """Base of archlab's file records: a frozen dataclass read by `from_dict` and written by `to_dict`.
 
-    Subclasses call `self._normalise()` first in `__post_init__`; it stores ints given for float fields as floats
-    and lists as tuples (so equal records hash equal) and checks every number's finiteness and bounds, so a
-    record made in code obeys the same limits as one read from a file.
+    A subclass with its own `__post_init__` calls `self._normalise()` first; it stores ints given for float
+    fields as floats and lists as tuples (so equal records hash equal) and checks every number's finiteness,
+    bounds and choices, so a record made in code obeys the same limits as one read from a file.
     """
 
     __slots__ = ()
 
+    def __post_init__(self) -> None:
+        self._normalise()
+
     def _normalise(self) -> None:
         """Canonical types for numbers and sequences, finite numbers within their bounds."""
-        for name, kind, bounds in _plan(type(self)):
+        for name, kind, extra in _plan(type(self)):
             value = getattr(self, name)
+            if kind == "literal" and value is not None:
+                _choice(value, extra, name)
+                continue
             if value is None or isinstance(value, bool):
                 continue
             if kind == "float" and isinstance(value, numbers.Real) and not isinstance(value, float):
@@ -137,9 +148,9 @@ class Schema:
                 value = tuple(value)
                 object.__setattr__(self, name, value)
             if kind == "float" and isinstance(value, float):
-                _check_float(value, name, bounds)
+                _check_float(value, name, extra)
             elif kind == "int" and isinstance(value, int):
-                _check_int(value, name, bounds)
+                _check_int(value, name, extra)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (lists for tuples, str for paths) that `from_dict` turns back into an equal record."""
@@ -152,15 +163,19 @@ class Schema:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
     @classmethod
-    def _prepare(cls, data: dict[str, Any], path: str) -> dict[str, Any]:
-        """Hook: rewrite a file's shorthand forms into the record's keys before they are read."""
+    def _prepare(cls, data: Any, path: str) -> Any:
+        """Hook: rewrite a file's shorthand forms (a bare name for a mapping, an empty section) into the
+        record's mapping before its keys are read."""
         return data
 
     @classmethod
     def from_dict(cls, data: Any, *, path: str = "", file: str | Path | None = None,
                   lines: Mapping[str, int] | None = None, **context: Any) -> Any:
         """Read and validate a record; errors name `file`, the line (from `lines`), the key path under `path`,
-        the rule and the value. `context` sets internal fields (such as the file a record came from)."""
+        the rule and the value. `context` sets internal fields; an internal field named `file` gets `file`."""
+        if file is not None and "file" not in context and any(
+                f.name == "file" and f.metadata.get("internal") for f in fields(cls)):  # type: ignore[arg-type]
+            context = {**context, "file": file}
         try:
             return _read(cls, data, path, context)
         except SpecError as err:
@@ -178,9 +193,9 @@ class Schema:
 
 def _read(cls: type, data: Any, path: str, context: Mapping[str, Any]) -> Any:
     """`cls` from a mapping: each key read by its type hint, unknown keys refused, missing required keys named."""
+    data = cls._prepare(data, path)  # type: ignore[attr-defined]
     if not isinstance(data, Mapping):
         raise SpecError(path or "the document", f"must be a mapping, got {_kind(data)}", show_value=False)
-    data = cls._prepare(dict(data), path)  # type: ignore[attr-defined]
     known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
     hints = _hints(cls)
     kwargs: dict[str, Any] = {}
@@ -230,12 +245,7 @@ def coerce(hint: Any, value: Any, path: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         return _union(typing.get_args(hint), value, path, bounds)
     if origin is Literal:
-        choices = typing.get_args(hint)
-        if isinstance(value, bool) or value not in choices:
-            words = [str(c) for c in choices]
-            raise SpecError(path, "must be one of " + ", ".join(words)
-                            + did_you_mean(str(value), words, list_valid=False), value)
-        return value
+        return _choice(value, typing.get_args(hint), path)
     if origin is tuple:
         return _tuple(typing.get_args(hint), value, path)
     if origin in (dict, Mapping) or hint is dict:
@@ -248,9 +258,9 @@ def coerce(hint: Any, value: Any, path: str) -> Any:
             raise SpecError(path, "must be true or false", value)
         return value
     if hint is int:
-        return _check_int(_integer(value, path), path, bounds)
+        return _check_int(_integer(value, path), path, bounds, value)
     if hint is float:
-        return _check_float(_number(value, path), path, bounds)
+        return _check_float(_number(value, path), path, bounds, value)
     if hint is str:
         if not isinstance(value, str):
             raise SpecError(path, f"must be a string, got {_kind(value)}", show_value=False)
@@ -348,19 +358,27 @@ def _from_text(value: str, path: str) -> float:
     return number
 
 
-def _check_float(value: float, path: str, bounds: Range | None) -> float:
-    if not math.isfinite(value):
-        raise SpecError(path, "must be a finite number", value)
-    if bounds is not None:
-        bounds.check(value, path)
+def _choice(value: Any, choices: tuple[Any, ...], path: str) -> Any:
+    if isinstance(value, bool) or not isinstance(value, typing.Hashable) or value not in choices:
+        words = [str(c) for c in choices]
+        rule = f"must be {words[0]} or {words[1]}" if len(words) == 2 else "must be one of " + ", ".join(words)
+        raise SpecError(path, rule + did_you_mean(str(value), words, list_valid=False), value)
     return value
 
 
-def _check_int(value: int, path: str, bounds: Range | None) -> int:
+def _check_float(value: float, path: str, bounds: Range | None, shown: Any = None) -> float:
+    if not math.isfinite(value):
+        raise SpecError(path, "must be a finite number", value if shown is None else shown)
     if bounds is not None:
-        bounds.check(value, path)
+        bounds.check(value, path, shown)
+    return value
+
+
+def _check_int(value: int, path: str, bounds: Range | None, shown: Any = None) -> int:
+    if bounds is not None:
+        bounds.check(value, path, shown)
     if abs(value) > MAX_INT:
-        raise SpecError(path, f"must be at most {MAX_INT:.3g} in size", value)
+        raise SpecError(path, f"must be at most {MAX_INT:.3g} in size", value if shown is None else shown)
     return value
 
 
