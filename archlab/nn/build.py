@@ -13,6 +13,7 @@ from torch import nn
 from archlab.arch.spec import STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec
 from archlab.core.registry import Registry
 from archlab.nn.blocks import Block, block_class
+from archlab.nn.features import TimmInterface
 from archlab.nn.layers import Cost, conv_norm_act, make_act, make_norm
 
 __all__ = ["ArchNet", "STEMS_REGISTRY", "Stage", "build_model", "drop_path_rates"]
@@ -160,7 +161,7 @@ def head_features(head: HeadSpec, chs: int, size: int) -> int:
     return chs * side * side
 
 
-class ArchNet(nn.Module):
+class ArchNet(TimmInterface, nn.Module):
     """A network built from an ArchSpec: stem -> stages -> [1x1 conv head] -> pool -> [FC ...] -> classifier."""
 
     def __init__(self, spec: ArchSpec) -> None:
@@ -192,16 +193,15 @@ class ArchNet(nn.Module):
         self.head_hidden_size = feats
         self.head_drop = nn.Dropout(head.dropout) if not head.hidden else nn.Identity()
         self.fc = nn.Linear(feats, spec.num_classes)
-        self.pretrained_cfg = self.default_cfg = {
-            "input_size": (spec.in_chans, spec.img_size, spec.img_size), "num_classes": spec.num_classes,
-            "classifier": "fc", "first_conv": None, "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
-            "crop_pct": 0.875, "interpolation": "bilinear", "architecture": spec.name or spec.arch_id}
+        self._init_timm_interface()  # feature_info, pretrained_cfg, grad_checkpointing (archlab.nn.features)
         self.apply(_init_weights)
         _set_batchnorm(self, spec.bn_eps, spec.bn_momentum)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem, stages and the 1x1 conv head: the unpooled feature map."""
-        return self.conv_head(self.stages(self.stem(x)))
+        x = self.stem(x)
+        x = self._checkpointed_stages(x) if self.grad_checkpointing and self.training else self.stages(x)
+        return self.conv_head(x)
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         """Pool, norm, hidden FC layers and (unless `pre_logits`) the classifier."""

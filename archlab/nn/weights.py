@@ -13,10 +13,11 @@ and then through `torch.load(weights_only=True)`, which refuses anything that is
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import stat
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,9 @@ from archlab.arch.zoo import ZOO, get_spec
 from archlab.core.errors import ArchlabError, did_you_mean
 
 __all__ = [
-    "SOURCES", "WeightsMismatch", "LoadedWeights", "counterpart_name", "counterpart_spec", "counterparts",
-    "from_timm", "from_torchvision", "guess_network", "key_map", "load_checkpoint", "load_weights",
-    "save_weights", "to_timm", "to_torchvision",
+    "SOURCES", "WeightsMismatch", "LoadedWeights", "check_fits", "convert", "counterpart_name", "counterpart_spec",
+    "counterparts", "entries_of", "from_timm", "from_torchvision", "guess_network", "key_map", "load_checkpoint",
+    "load_weights", "metadata_of", "save_weights", "to_timm", "to_torchvision",
 ]
 
 SOURCES = ("torchvision", "timm")
@@ -42,7 +43,7 @@ _TIMM_NAMES: dict[str, str] = {
                       "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
                       "convnext_tiny", "convnext_small", "convnext_base", "convnext_large",
                       "convnextv2_atto", "convnextv2_femto", "convnextv2_pico", "convnextv2_nano",
-                      "convnextv2_tiny", "convnextv2_base", "convnextv2_large", "convnextv2_huge")},
+                      "convnextv2_tiny", "convnextv2_small", "convnextv2_base", "convnextv2_large", "convnextv2_huge")},
     **{f"efficientnet_b{i}": f"efficientnet_b{i}" for i in range(8)},
     "mobilenet_v2": "mobilenetv2_100", "mobilenet_v3_large": "mobilenetv3_large_100",
     "mobilenet_v3_small": "mobilenetv3_small_100",
@@ -97,22 +98,22 @@ def counterpart_spec(name: str, source: str = "torchvision", **changes: object) 
 
 def from_torchvision(name: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A torchvision `name` state dict as the archlab zoo network's (load with strict=True)."""
-    return _convert("torchvision", name, state_dict)
+    return convert("torchvision", name, state_dict)
 
 
 def from_timm(name: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """A timm state dict of zoo network `name`'s counterpart as the archlab network's (strict=True)."""
-    return _convert("timm", name, state_dict)
+    return convert("timm", name, state_dict)
 
 
 def to_torchvision(name: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """An archlab zoo network's state dict as torchvision's `name` expects it."""
-    return _convert("torchvision", name, state_dict, reverse=True)
+    return convert("torchvision", name, state_dict, reverse=True)
 
 
 def to_timm(name: str, state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """An archlab zoo network's state dict as its timm counterpart expects it."""
-    return _convert("timm", name, state_dict, reverse=True)
+    return convert("timm", name, state_dict, reverse=True)
 
 
 def key_map(name: str, source: str) -> dict[str, str]:
@@ -131,13 +132,17 @@ def _check_source(source: str) -> None:
         raise ArchlabError(f"unknown weights source {source!r}: must be one of {', '.join(SOURCES)}")
 
 
-def _entries(model: nn.Module) -> Entries:
-    """State-dict entries in forward order, a module's children before its own parameters."""
+def entries_of(model: nn.Module) -> Entries:
+    """(key, shape) of a module's state dict in forward order, a module's children before its own parameters."""
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     out: Entries = []
 
     def visit(module: nn.Module, prefix: str) -> None:
-        for child_name, child in module.named_children():
+        children = list(module.named_children())
+        order = _CHILD_ORDER.get(type(module).__name__)
+        if order:
+            children.sort(key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+        for child_name, child in children:
             visit(child, f"{prefix}{child_name}.")
         own = [n for n, _ in module.named_parameters(recurse=False)] + \
               [n for n, _ in module.named_buffers(recurse=False)]
@@ -146,6 +151,32 @@ def _entries(model: nn.Module) -> Entries:
     visit(model, "")
     assert len(out) == len(shapes), "a state-dict entry outside the module tree"
     return out
+
+
+# reference blocks whose children archlab holds in another order: torchvision's RegNet block registers its
+# projection shortcut before its branch, archlab (as torchvision's ResNet) after
+_CHILD_ORDER: dict[str, tuple[str, ...]] = {"ResBottleneckBlock": ("f", "proj", "activation")}
+
+
+@contextlib.contextmanager
+def _regnet_widths_on_cpu() -> Iterator[None]:
+    """torchvision computes RegNet's widths with Tensor.tolist(), which the meta device cannot run: run that on CPU.
+
+    The one reach into torchvision internals here (BlockParams.from_init_params); tests/nn/test_families_exact.py
+    builds every RegNet through it.
+    """
+    from torchvision.models import regnet
+    original = regnet.BlockParams.__dict__["from_init_params"]
+
+    def on_cpu(cls: type, *args: object, **kwargs: object) -> object:
+        with torch.device("cpu"):
+            return original.__func__(cls, *args, **kwargs)
+
+    regnet.BlockParams.from_init_params = classmethod(on_cpu)
+    try:
+        yield
+    finally:
+        regnet.BlockParams.from_init_params = original
 
 
 def _reference_model(source: str, name: str) -> nn.Module:
@@ -160,16 +191,17 @@ def _reference_model(source: str, name: str) -> nn.Module:
             import timm
             return timm.create_model(model_name, pretrained=False)
         import torchvision
-        return torchvision.models.get_model(model_name, weights=None, **_TORCHVISION_KWARGS.get(name, {}))
+        with _regnet_widths_on_cpu():
+            return torchvision.models.get_model(model_name, weights=None, **_TORCHVISION_KWARGS.get(name, {}))
 
 
 @functools.lru_cache(maxsize=64)
 def _aligned(source: str, name: str) -> tuple[Entries, Entries]:
     """The counterpart's and the archlab network's entries, pair by pair, checked on shape."""
     from archlab.nn.build import build_model
-    ref = _entries(_reference_model(source, name))
+    ref = entries_of(_reference_model(source, name))
     with torch.device("meta"):
-        arch = _entries(build_model(counterpart_spec(name, source)))
+        arch = entries_of(build_model(counterpart_spec(name, source)))
     if len(ref) != len(arch):
         raise ArchlabError(f"no key mapping from {source} {name}: {len(ref)} entries against archlab's "
                            f"{len(arch)}")
@@ -186,7 +218,7 @@ def _numel(shape: tuple[int, ...]) -> int:
     return n
 
 
-def _convert(source: str, name: str, state_dict: Mapping[str, torch.Tensor], *,
+def convert(source: str, name: str, state_dict: Mapping[str, torch.Tensor], *,
              reverse: bool = False) -> dict[str, torch.Tensor]:
     _check_source(source)
     ref, arch = _aligned(source, name)
@@ -259,7 +291,7 @@ def _signature(name: str, source: str) -> frozenset[tuple[str, tuple[int, ...]]]
     if source == "archlab":
         from archlab.nn.build import build_model
         with torch.device("meta"):
-            entries = _entries(build_model(get_spec(name)))
+            entries = entries_of(build_model(get_spec(name)))
     else:
         entries = _aligned(source, name)[0]
     return frozenset(e for e in entries if not e[0].endswith(_STATS))
@@ -382,11 +414,11 @@ def load_weights(spec: ArchSpec, path: str | Path, *, trust_pickle: bool = False
     from archlab.nn.build import build_model
     raw = load_checkpoint(path, trust_pickle=trust_pickle)
     with torch.device("meta"):
-        mine = _entries(build_model(spec))
+        mine = entries_of(build_model(spec))
     attempts: list[tuple[str, Callable[[], dict[str, torch.Tensor]]]] = [
         ("archlab", lambda: (check_fits(raw, mine, what=_label(spec)), raw)[1])]
     if spec.name in ZOO:
-        attempts += [(s, functools.partial(_convert, s, spec.name, raw)) for s in SOURCES
+        attempts += [(s, functools.partial(convert, s, spec.name, raw)) for s in SOURCES
                      if counterpart_name(spec.name, s)]
     first_error: WeightsMismatch | None = None
     for source, attempt in attempts:
