@@ -285,8 +285,10 @@ def _union(options: tuple[Any, ...], value: Any, path: str, bounds: Range | None
             return coerce(Annotated[option, bounds] if bounds else option, value, path)
         except SpecError as err:
             errors.append(err)
-    # the first option's rule is the clearest (a name before a mapping, a number before a list)
-    raise errors[0]
+    # an option the value's shape matched failed deeper down (a path below `path`): that is the real error;
+    # else the first option's rule is the clearest (a name before a mapping, a number before a list)
+    deeper = [err for err in errors if err.path != path]
+    raise deeper[0] if deeper else errors[0]
 
 
 def _tuple(args: tuple[Any, ...], value: Any, path: str) -> tuple[Any, ...]:
