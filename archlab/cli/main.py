@@ -15,7 +15,7 @@ from archlab.core.errors import ArchlabError
 __all__ = ["main"]
 
 # Modules under archlab.cli that define `register(subparsers)`; order is the help order.
-COMMAND_MODULES = ("core", "space", "measure", "proxies", "search", "ablate", "report")
+COMMAND_MODULES = ("core", "space", "measure", "proxies", "predictor", "search", "ablate", "report")
 
 
 class _Parser(argparse.ArgumentParser):
