@@ -1,7 +1,7 @@
 """The GPU path in one short run: CUDA latency timing, and two search trials sharing one GPU (fractional GPUs).
 
-1. `measure_latency` on CUDA (events and synchronisation, archlab.measure.latency) for three torchvision-exact networks at
-   224 px, batch 1 and 64, measured twice: median, p90, CV, repeats, and how far the two medians differ.
+1. `measure_latency` on CUDA (events and synchronisation, archlab.measure.latency) for three torchvision-exact
+   networks at 224 px, batch 1 and 64, measured twice: median, p90, CV, repeats, and how far the two medians differ.
 2. A 4-trial search on scikit-learn's digits (no download) with `gpus_per_trial: 0.5` and 2 concurrent trials,
    latency on `cuda` at batch 1: the run folder's table must show every trial on a GPU id and at least one pair of
    trials that ran at the same time on the same GPU.
@@ -70,7 +70,7 @@ def shared_gpu_search(folder: Path) -> dict[str, Any]:
     (folder / "space.yaml").write_text(SPACE)
     (folder / "study.yaml").write_text(STUDY)
     start = time.time()
-    run_search(folder / "study.yaml", out=folder / "run", quiet=True)
+    run_search(folder / "study.yaml", out=folder / "run")
     table = load_table(folder / "run")
     rows = table.to_dict(orient="records")
     overlaps = [(a["number"], b["number"], a["gpu_ids"]) for i, a in enumerate(rows) for b in rows[i + 1:]

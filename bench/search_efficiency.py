@@ -3,7 +3,7 @@
 Each sampler searches bench/data/efficiency_space.yaml through archlab's define-by-run decoder; a trial's
 objectives (top-1, latency) are looked up in bench/data/efficiency_table.csv (made once by
 bench/make_efficiency_table.py). As in `archlab search`, an architecture already tried is answered from its
-trial (archlab.search.engine.tell_duplicate) and not counted: N trials are N architectures trained, for every sampler
+trial (archlab.search.searcher.tell_duplicate) and not counted: N trials are N architectures trained, for every sampler
 (random included). Median hypervolume over 5 seeds at N trials, as a ratio to random sampling (goal >= 1.15x at
 N = 24), and the same over --more-seeds seeds, since 5 seeds leave the median uncertain by about +-10%.
 Run: .venv/bin/python -m bench.search_efficiency
@@ -17,8 +17,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
-from archlab.search.engine import MAX_DUPLICATES_IN_A_ROW, make_sampler, tell_duplicate
+from archlab.search.engine import make_sampler
 from archlab.search.pareto import as_minimization, hypervolume
+from archlab.search.searcher import MAX_DUPLICATES_IN_A_ROW, tell_duplicate
 from archlab.search.study import Study, load_study
 from archlab.space.search_space import load_space
 from bench.common import write_result
@@ -85,7 +86,8 @@ def main() -> None:
         r["mean_ratio_more_seeds"] = r["mean_hv_more_seeds"] / base["mean_hv_more_seeds"]
         r["share_of_table_hv"] = r["median_hv_more_seeds"] / best
         print(f"{name:16s} after {args.trials} trials: median of {args.seeds} seeds "
-              f"{r['ratio_to_random']:.2f}x random; over {args.more_seeds} seeds median {r['ratio_to_random_more_seeds']:.2f}x, mean "
+              f"{r['ratio_to_random']:.2f}x random; over {args.more_seeds} seeds median "
+              f"{r['ratio_to_random_more_seeds']:.2f}x, mean "
               f"{r['mean_ratio_more_seeds']:.2f}x ({r['share_of_table_hv']:.0%} of the whole table's hypervolume)")
     path = write_result("search_efficiency", {"trials": args.trials, "seeds": args.seeds, "more_seeds": args.more_seeds,
                                               "goal": GOAL, "table_size": len(table), "table_hv": best,

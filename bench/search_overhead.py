@@ -41,7 +41,7 @@ def main() -> None:
         out = Path(args.run)
     else:
         out = Path(tempfile.mkdtemp(prefix="archlab-overhead-")) / "run"
-        run_search(args.study, trials=args.trials, out=out, quiet=True)
+        run_search(args.study, trials=args.trials, out=out)
     figures = overhead(out, study.execution.concurrent)
     print(f"{figures['trials']} trials in {figures['wall_s']:.0f} s on {figures['slots']} slots: trial work "
           f"{figures['trial_work_s']:.0f} s, engine overhead {figures['overhead']:.1%} (goal <= {GOAL:.0%})")

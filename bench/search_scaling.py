@@ -28,7 +28,7 @@ def trials_per_hour(nodes: int, trials: int) -> dict[str, float]:
     out = Path(tempfile.mkdtemp(prefix=f"archlab-scale{nodes}-")) / "run"
     with local_cluster(n_nodes=nodes, cpus_per_node=1) as address:
         start = time.time()
-        run_search(STUDY, trials=trials, out=out, address=address, concurrent=nodes, quiet=True)
+        run_search(STUDY, trials=trials, out=out, address=address, concurrent=nodes)
         wall = time.time() - start
     table = load_table(out)
     return {"nodes": nodes, "trials": len(table), "wall_s": wall, "trials_per_hour": len(table) / wall * 3600,
@@ -49,7 +49,8 @@ def main() -> None:
         print(f"{r['nodes']} node(s): {r['trials']} trials in {r['wall_s']:.0f} s = {r['trials_per_hour']:.0f} "
               f"trials/h on {r['distinct_nodes_used']} node(s)")
     print(f"2 nodes / 1 node: {ratio:.2f}x (goal >= {GOAL}x); same architectures on both: {same_work}")
-    print(f"written {write_result('search_scaling', {'one_node': one, 'two_nodes': two, 'ratio': ratio, 'goal': GOAL, 'same_work': same_work})}")
+    result = {"one_node": one, "two_nodes": two, "ratio": ratio, "goal": GOAL, "same_work": same_work}
+    print(f"written {write_result('search_scaling', result)}")
 
 
 if __name__ == "__main__":

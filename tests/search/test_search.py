@@ -35,10 +35,19 @@ def _optuna_study(run: Path) -> optuna.Study:
     return optuna.load_study(study_name="tiny", storage=f"sqlite:///{run / 'optuna.db'}")
 
 
-def test_search_end_to_end_with_injected_faults(tmp_path, ray_tmp):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def faulty_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """One CLI search with injected faults, shared by the tests that read a finished run."""
+    run = tmp_path_factory.mktemp("faulty") / "run"
+    ray_tmp = f"/tmp/ar-{os.getpid()}-{time.monotonic_ns() % 10**6}"
+    os.makedirs(ray_tmp, exist_ok=True)
     proc = cli("search", str(STUDY), "--trials", "5", "--out", str(run),
                env={"RAY_TMPDIR": ray_tmp, "ARCHLAB_INJECT_FAULTS": "1:raise,2:nan,3:die"})
+    return run, proc
+
+
+def test_search_end_to_end_with_injected_faults(faulty_run):
+    run, proc = faulty_run
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stdout
     table = load_table(run)
@@ -61,6 +70,55 @@ def test_search_end_to_end_with_injected_faults(tmp_path, ray_tmp):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["counts"]["failed"] == 2 and len(summary["front"]) == mask.sum()
     assert "Pareto front" in proc.stdout and str(run) in proc.stdout
+
+
+def test_optuna_names_the_objectives_in_its_own_plots(faulty_run):
+    run, _ = faulty_run
+    study = _optuna_study(run)
+    assert study.metric_names == ["top1", "latency_ms"]
+    figure = optuna.visualization.plot_pareto_front(study)
+    assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == ("top1", "latency_ms")
+
+
+def test_optuna_dashboard_serves_a_finished_run(faulty_run):
+    """optuna-dashboard on the run's storage, on a loopback port: its HTTP API gives the study back."""
+    import socket
+    import urllib.request
+
+    run, _ = faulty_run
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    dashboard = Path(sys.executable).with_name("optuna-dashboard")
+    server = subprocess.Popen([str(dashboard), f"sqlite:///{run / 'optuna.db'}", "--host", "127.0.0.1",
+                               "--port", str(port), "--quiet"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def get(path: str) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+            return json.loads(response.read())
+
+    try:
+        deadline, studies = time.monotonic() + 60, None
+        while studies is None and time.monotonic() < deadline and server.poll() is None:
+            try:
+                studies = get("/api/studies")["study_summaries"]
+            except OSError:   # not listening yet
+                time.sleep(0.3)
+        assert studies is not None, "optuna-dashboard did not answer within 60 s"
+        assert [(s["study_name"], s["directions"]) for s in studies] == [("tiny", ["maximize", "minimize"])]
+        detail = get(f"/api/studies/{studies[0]['study_id']}")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    assert detail["objective_names"] == ["top1", "latency_ms"]
+    ours = _optuna_study(run)
+    assert len(detail["trials"]) == len(ours.trials)
+    complete = [t for t in detail["trials"] if t["state"] == "Complete"]
+    assert {t["number"] for t in complete} == {t.number for t in ours.trials if t.state.name == "COMPLETE"}
 
 
 def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path, ray_tmp):
@@ -119,17 +177,24 @@ def test_study_file_errors_exit_2(tmp_path):
 
 
 def test_search_on_a_two_node_cluster(tmp_path):
-    """A real 2-node Ray cluster on loopback: trials of one search land on both nodes."""
-    from archlab.search.engine import run_search
+    """A real 2-node Ray cluster on loopback, named by RAY_ADDRESS only (as `ray job submit` and KubeRay do):
+    the search joins it instead of starting a private Ray, its trials land on both nodes, --json prints the
+    summary alone on stdout."""
     from tests.search.raycluster import local_cluster
     run = tmp_path / "run"
     with local_cluster(n_nodes=2, cpus_per_node=1) as address:
-        summary = run_search(STUDY, trials=4, out=run, address=address, quiet=True)
+        proc = cli("search", str(STUDY), "--trials", "4", "--out", str(run), "--json", env={"RAY_ADDRESS": address})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)   # stdout is the JSON document and nothing else
+    assert "archlab search: study 'tiny'" in proc.stderr   # progress went to stderr
     table = load_table(run)
-    assert summary.trials_run == 4
+    assert summary["trials_run"] == 4 == len(table) and summary["run_dir"] == str(run)
+    assert summary["counts"] == {k: int(v) for k, v in table["state"].value_counts().items()}
     assert table["node_id"].nunique() == 2, table[["number", "node_id"]]
     state = json.loads((run / "state.json").read_text())
-    assert len(state["ray"][0]["nodes"]) == 2 and state["ray"][0]["started_locally"] is False
+    ray_info = state["ray"][0]
+    assert len(ray_info["nodes"]) == 2 and ray_info["started_locally"] is False
+    assert ray_info["joined_via"] == "RAY_ADDRESS" and ray_info["address"] == address
 
 
 @pytest.mark.parametrize("sampler", ["nsga2", "motpe", "random", "nsga3", "QMCSampler"])

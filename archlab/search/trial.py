@@ -1,0 +1,181 @@
+"""One search trial, as a Ray Tune worker runs it: decode the architecture, measure its latency, maybe skip
+it, train it with a report per epoch, and report the final result (or why it failed).
+
+Every outcome is a result with `final: True` and a `state`; the driver (archlab.search.searcher) tells it to
+Optuna. The last epoch's evaluation goes out with the final result, so no scheduler can cut off a trial that
+has already finished.
+"""
+from __future__ import annotations
+
+import os
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CONST", "FAULTS_ENV", "TrialSettings", "run_trial", "skip_reason"]
+
+CONST = "archlab_"  # prefix of the constants the searcher adds to a trial's config (never a search dimension)
+FAULTS_ENV = "ARCHLAB_INJECT_FAULTS"  # "N:raise,M:nan,K:die" by trial number: the fault-path tests use it
+
+
+@dataclass(frozen=True)
+class TrialSettings:
+    """Everything a trial needs besides its parameters; pickled once to each worker."""
+
+    space_file: str
+    dataset: dict[str, Any]
+    in_chans: int
+    num_classes: int
+    recipe: Any
+    budget: dict[str, Any]
+    latency: dict[str, Any]
+    constraints: dict[str, float]
+    latency_skip: float | None
+    seed: int
+    threads: int
+    device: str
+    run_dir: str
+
+
+_SPACES: dict[str, Any] = {}
+
+
+def _space(path: str) -> Any:
+    """The search space, loaded once per process (workers run many trials)."""
+    if path not in _SPACES:
+        from archlab.space.search_space import load_space
+        _SPACES[path] = load_space(path)
+    return _SPACES[path]
+
+
+def _arch_params(config: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in config.items() if not k.startswith(CONST)}
+
+
+def _inject_fault(number: int, run_dir: str) -> str | None:
+    """The fault named for this trial number in ARCHLAB_INJECT_FAULTS, if any (tests only)."""
+    for item in filter(None, os.environ.get(FAULTS_ENV, "").split(",")):
+        n, _, kind = item.partition(":")
+        if n.strip() == str(number):
+            if kind == "die":  # die once: the retry must then succeed
+                marker = Path(run_dir) / "logs" / f"died-{number}"
+                if marker.exists():
+                    return None
+                marker.touch()
+            return kind
+    return None
+
+
+def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
+    """Ray Tune trainable: decode, measure latency, maybe skip, train with per-epoch reports, report final."""
+    from ray import tune
+    start = time.perf_counter()
+    number = int(config[f"{CONST}number"])
+    base: dict[str, Any] = {"number": number, "node_id": _node_id(), "hostname": socket.gethostname(),
+                            "gpu_ids": _gpu_ids() if settings.device.startswith("cuda") else None}
+
+    def report(**fields: Any) -> None:
+        tune.report({**base, **fields, "trial_s": time.perf_counter() - start})
+
+    # on a cluster without a shared filesystem this makes a node-local folder of the same path for logs
+    (Path(settings.run_dir) / "logs").mkdir(parents=True, exist_ok=True)
+    try:
+        import torch
+        torch.set_num_threads(settings.threads)
+        fault = _inject_fault(number, settings.run_dir)
+        if fault == "die":
+            os._exit(3)  # a worker that dies mid-trial: Ray retries the trial
+        if fault == "raise":
+            raise RuntimeError("injected fault")
+        spec = _space(settings.space_file).decode(_arch_params(config), img_size=settings.dataset["img_size"],
+                                                  in_chans=settings.in_chans, num_classes=settings.num_classes)
+        base.update(_measure(spec, settings))
+        reason = skip_reason(base["latency_ms"], config.get(f"{CONST}front_latency"), settings)
+        if reason:
+            report(state="skipped", error=reason, final=True)
+            return
+        report(state="complete", final=True, **_train(spec, settings, fault == "nan", report))
+    except Exception as err:
+        if _is_tune_stop(err):
+            raise
+        reason = f"{type(err).__name__}: {err}"
+        if "out of memory" in str(err).lower():
+            reason = f"out of memory: {err}"
+        (Path(settings.run_dir) / "logs" / f"trial-{number:04d}.log").write_text(traceback.format_exc())
+        report(state="failed", error=reason[:500], final=True)
+
+
+def _measure(spec: Any, settings: TrialSettings) -> dict[str, Any]:
+    """The trial's analytic cost and measured latency, as result fields."""
+    from archlab.measure.latency import LatencyCache, measure_latency
+    from archlab.nn.complexity import complexity
+    cost = complexity(spec)
+    lat = settings.latency
+    cache = LatencyCache(Path(settings.run_dir) / "latency_cache.json")
+    result = measure_latency(spec, batch=lat["batch"], device=lat["device"], threads=lat["threads"],
+                             backend=lat["backend"], max_seconds=lat["max_seconds"], cache=cache)
+    # the objective is the drift-corrected figure (archlab.measure.latency: reference kernel); the raw median is kept
+    return {"arch_id": spec.arch_id, "params": cost.params, "macs": cost.macs, "latency_ms": result.latency_ms,
+            "latency_raw_ms": result.median_ms, "latency_p90_ms": result.p90_ms, "latency_cv": result.cv,
+            "latency_repeats": result.repeats}
+
+
+def _train(spec: Any, settings: TrialSettings, diverge: bool, report: Callable[..., None]) -> dict[str, Any]:
+    """Train on the proxy data, reporting validation top-1 after every epoch but the last; the final fields."""
+    from archlab.measure.data import load_data
+    from archlab.measure.train import train
+    recipe = settings.recipe
+    if diverge:  # the injected "nan" fault: a learning rate no network survives
+        recipe = {"base": recipe, "lr": 1e12} if isinstance(recipe, str) else {**recipe, "lr": 1e12}
+    ds = settings.dataset
+    data = load_data(ds["name"], img_size=ds["img_size"], in_chans=settings.in_chans, root=ds.get("root"),
+                     val_fraction=ds["val_fraction"], seed=settings.seed, limit=ds.get("limit"),
+                     val_limit=ds.get("val_limit"))
+
+    def on_epoch(epoch: Any) -> None:
+        if not epoch.last:  # the last evaluation goes out with the final result, so no scheduler cuts it off
+            report(epoch=epoch.epoch, val_top1=epoch.val_top1, train_loss=epoch.train_loss)
+
+    out = train(spec, data, recipe=recipe, budget=settings.budget, seed=settings.seed, device=settings.device,
+                threads=settings.threads, callback=on_epoch)
+    return {"top1": out.top1, "val_top1": out.top1, "epoch": out.epochs_run, "epochs_run": out.epochs_run,
+            "train_s": out.wall_s, "images_per_s": out.images_per_s, "paused_s": out.paused_s}
+
+
+def _is_tune_stop(err: BaseException) -> bool:
+    """Whether `err` is Ray Tune ending the trial (a scheduler's stop), which must propagate."""
+    return type(err).__name__ in ("StopIteration", "_StopTrial", "SessionTerminated")
+
+
+def _gpu_ids() -> str | None:
+    """The GPUs Ray gave this trial ("0", "0,1"; with fractional GPUs trials share one), or None outside Ray."""
+    try:
+        import ray
+        return ",".join(str(g) for g in ray.get_gpu_ids()) or None
+    except Exception:
+        return None
+
+
+def _node_id() -> str:
+    """The Ray node running this trial ("" outside Ray)."""
+    try:
+        import ray
+        return ray.get_runtime_context().get_node_id()
+    except Exception:
+        return ""
+
+
+def skip_reason(latency_ms: float, front_latency: float | None, settings: TrialSettings) -> str | None:
+    """Why a trial with this latency should not train (the latency pre-filter), or None."""
+    cap = settings.constraints.get("max_latency_ms")
+    if cap is not None and latency_ms > cap:
+        return f"latency {latency_ms:.3g} ms > max_latency_ms {cap:g}"
+    factor = settings.latency_skip
+    if factor and front_latency and latency_ms > factor * front_latency:
+        return (f"latency {latency_ms:.3g} ms > {factor:g} x {front_latency:.3g} ms of the front's most accurate "
+                "point: it would have to beat the best top-1 so far while being far slower")
+    return None
