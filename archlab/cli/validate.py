@@ -1,13 +1,11 @@
 """`archlab validate`: tell what kind of YAML file each path is, then run that kind's own loader.
 
-Kinds live in a registry (`VALIDATORS`): each names the top-level keys only it uses and a loader that raises
-ArchlabError on bad input. Search spaces are registered here; study files and ablation ladders register
-themselves the same way, e.g.
+Kinds live in a registry (`VALIDATORS`): each names the top-level keys only it uses and the loader its command
+runs (`archlab space`, `archlab search`, `archlab ablate`), so a file validates exactly when that command would
+accept it. A file may also say what it is with a top-level `kind:` key. Another kind registers the same way:
 
-    VALIDATORS.register("study")(Validator(markers=("space", "objectives", "sampler"),
-                                           loader="archlab.search.study:load_study"))
-
-A file may also say what it is with a top-level `kind:` key.
+    VALIDATORS.register("recipe")(Validator(markers=("optimizer", "schedule"),
+                                            loader="archlab.measure.recipes:get_recipe"))
 """
 from __future__ import annotations
 
@@ -51,7 +49,8 @@ def _resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
 VALIDATORS: Registry[Validator] = Registry("file kind")
 VALIDATORS.register("space")(Validator(
     markers=("base", "tied", "stem", "all_stages", "stages", "head", "scaling", "landmarks"),
-    loader="archlab.space.search_space:load_space", describe="archlab.space.describe:one_line", aliases=("search_space",)))
+    loader="archlab.space.search_space:load_space", describe="archlab.space.describe:one_line",
+    aliases=("search_space",)))
 VALIDATORS.register("ladder")(Validator(
     markers=("steps", "proxy", "seeds"), loader="archlab.ablation.ladder:validate_ladder_file",
     describe="archlab.ablation.ladder:describe_ladder", aliases=("ablation",)))
