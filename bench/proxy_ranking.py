@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import time
 from pathlib import Path
@@ -146,6 +147,7 @@ def main() -> None:
     path = write_result("proxy_ranking", {
         "table": str(TABLE.relative_to(HERE.parent)), "networks": len(specs), "seed": args.seed,
         "batch_size": batch_size, "minibatches": 2, "bootstrap": args.boot, "wall_s": wall,
+        "load_average_1_5_15": list(os.getloadavg()),  # other jobs on the machine inflate the times
         "beat_both_baselines": beats, "proxies": result})
     print(f"written {path}")
 

@@ -299,10 +299,12 @@ def meco(model: nn.Module, data: ProxyData) -> float:
     """MeCo (Jiang et al., NeurIPS 2023): sum over layers of the minimum eigenvalue of the Pearson correlation
     of the layer's feature map.
 
-    As the authors compute it: a train-mode forward of one minibatch with a hook on every module; for each
-    4-D output, the first sample's C x (H W) feature map gives a C x C channel correlation (NaN entries of
-    constant channels set to 0) and its smallest eigenvalue is added. Where H W <= C the correlation has rank
-    below C, so its smallest eigenvalue is exactly 0 and is not computed.
+    As the authors compute it: one random N(0, 1) input of the data's shape ("one random data"; drawn from
+    `data.seed`), a train-mode forward with a hook on every module, and for each 4-D output the C x (H W)
+    feature map's C x C channel correlation (NaN entries of constant channels set to 0), whose smallest
+    eigenvalue is added. Where H W <= C the correlation has rank below C, so its smallest eigenvalue is exactly
+    0 and is not computed. A network whose BatchNorm sees one value per channel (a 1 x 1 map) cannot run a
+    single input in train mode; it gets two inputs and the first one's feature maps are read.
     """
     net = _copy(model)
     total = [0.0]
@@ -317,8 +319,13 @@ def meco(model: nn.Module, data: ProxyData) -> float:
         corr = torch.nan_to_num(torch.corrcoef(feat), nan=0.0, posinf=0.0, neginf=0.0)
         total[0] += float(torch.linalg.eigvalsh(corr)[0])
 
+    noise = torch.randn((2, *data.shape), generator=torch.Generator().manual_seed(data.seed))
     with _hooks([m for m in net.modules() if m is not net], read), torch.no_grad():
-        _logits(net, data.inputs[0])
+        try:
+            _logits(net, noise[:1])
+        except ValueError:  # "Expected more than 1 value per channel when training"
+            total[0] = 0.0
+            _logits(net, noise)
     return total[0]
 
 
