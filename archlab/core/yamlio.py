@@ -143,13 +143,16 @@ def check_nodes(root: Any) -> None:
     """Walk a composed YAML graph iteratively: refuse more than MAX_NODES nodes (aliases expanded) and a
     mapping that repeats a key (naming both lines and the key path)."""
     seen = 0
-    stack: list[tuple[Any, str]] = [(root, "")]
+    stack: list[tuple[Any, str, int]] = [(root, "", 1)]
     while stack:
-        node, path = stack.pop()
+        node, path, depth = stack.pop()
         seen += 1
         if seen > MAX_NODES:
             raise _BoundaryError(f"expands to more than {MAX_NODES:,} nodes (aliases included); refusing to "
                                  "load it")
+        if depth > MAX_DEPTH:  # an alias can nest a node inside itself: composing did not see this depth
+            raise _BoundaryError(f"nests deeper than {MAX_DEPTH} levels (aliases included)",
+                                 line=node.start_mark.line + 1, path=path)
         if isinstance(node, yaml.MappingNode):
             first: dict[tuple[str, str], int] = {}
             for key, value in node.value:
@@ -162,10 +165,10 @@ def check_nodes(root: Any) -> None:
                         raise _BoundaryError(f"is given twice (lines {earlier} and {line}); a key may appear "
                                              "once", line=line, path=child)
                     first[(key.tag, key.value)] = line
-                stack.append((key, path))
-                stack.append((value, child))
+                stack.append((key, path, depth + 1))
+                stack.append((value, child, depth + 1))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(node.value))
+            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value))
 
 
 def _key_text(key: Any) -> str:
