@@ -72,8 +72,17 @@ def test_recipe_from_yaml_and_errors(tmp_path):
     assert r.lr == 0.001 and r.batch_size == 64 and r.optimizer == "adamw"
     assert Recipe.from_dict(r.to_dict()) == r
     path.write_text("base: modern\nlearning_rate: 0.1\n")
-    with pytest.raises(SpecError, match=r"r\.yaml: learning_rate is not a known key"):
+    with pytest.raises(SpecError, match=r"r\.yaml:2: learning_rate is not a known key"):
         get_recipe(str(path))
+    path.write_text("base: modern\nbatch_size: 64\nlr: .nan\n")   # the file, the line, the key, the rule
+    with pytest.raises(SpecError, match=r"r\.yaml:3: lr must be a finite number, got nan"):
+        get_recipe(str(path))
+    path.write_text("base: modern\nlr: 4e-3\n")                   # YAML 1.1 reads 4e-3 as a string
+    assert get_recipe(str(path)).lr == pytest.approx(4e-3)
+    with pytest.raises(SpecError, match=r"batch_size must be <= 1048576"):
+        get_recipe({"base": "classic", "batch_size": 10 ** 30})
+    with pytest.raises(SpecError, match="schedule must be one of cosine, step, constant .did you mean 'cosine'"):
+        get_recipe({"base": "classic", "schedule": "cosin"})
     with pytest.raises(SpecError, match="optimizer must be a timm optimizer name"):
         get_recipe({"optimizer": "adamww"})
     with pytest.raises(SpecError, match="warmup must be in"):
@@ -94,6 +103,10 @@ def test_budget_validation():
     assert Budget(epochs=0.5, images=1000).total_steps(10_000, 100) == 10
     assert Budget(epochs=2).total_steps(1050, 100) == 20  # the partial batch is dropped
     assert Budget(seconds=3).total_steps(10, 1) is None
+    for bad in ({"epochs": float("nan")}, {"seconds": float("inf")}, {"images": 10 ** 400}, {"images": True}):
+        with pytest.raises(SpecError, match=r"^budget\.(epochs|seconds|images) must be"):
+            Budget.from_dict(bad, path="budget")
+    assert Budget(epochs=2, seconds=None).limits() == {"epochs": 2.0}
 
 
 # --- augmentation ----------------------------------------------------------------------------------------
