@@ -24,13 +24,13 @@ __all__ = [
 
 # Names the torch side registers; kept here so specs validate without importing torch.
 # archlab.nn.blocks checks at import that its registries hold exactly these names.
-BLOCKS = ("plain", "basic", "bottleneck", "inverted_residual", "convnext")
+BLOCKS = ("plain", "basic", "bottleneck", "inverted_residual", "convnext", "inception", "shuffle")
 STEMS = ("conv", "deep", "patchify", "identity")
 NORMS = ("batchnorm", "layernorm", "none")
 ACTS = ("relu", "relu6", "silu", "hardswish", "gelu", "tanh", "none")
 GATES = ("sigmoid", "hard_sigmoid")
-DOWNSAMPLES = ("stride", "layer", "pool", "pool_overlap")
-STEM_POOLS = ("none", "max", "max_nopad")
+DOWNSAMPLES = ("stride", "layer", "pool", "pool_overlap", "pool_ceil", "pool_overlap_ceil")
+STEM_POOLS = ("none", "max", "max_nopad", "max_ceil")
 HEAD_POOLS = ("avg", "max", "none")
 PADDINGS = ("same", "valid")
 COUNTS = ("all", "one")
@@ -46,6 +46,7 @@ Width = Annotated[int, Range(gt=0, le=MAX_WIDTH)]
 Depth = Annotated[int, Range(gt=0, le=MAX_STAGE_DEPTH)]
 Kernel = Annotated[int, Range(gt=0, le=MAX_KERNEL)]
 Ratio = Annotated[float, Range(le=1024)]          # expansion ratios; the sign is each field's own rule
+BranchWidth = Annotated[int, Range(ge=0, le=MAX_WIDTH)]   # 0 only where the family has no such branch
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -63,6 +64,32 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 def conv_out(size: int, kernel_size: int, stride: int, padding: int) -> int:
     """Output side of a convolution or pooling window over `size` pixels."""
     return (size + 2 * padding - kernel_size) // stride + 1
+
+
+# (kernel, stride, padding, ceil_mode) of the max-pools a stem or a stage may end with; kernel 0 means
+# "the stage's stride". GoogLeNet pools with ceil_mode=True (torchvision), which keeps a last partial window.
+STEM_POOL_WINDOWS = {"max": (3, 2, 1, False), "max_nopad": (3, 2, 0, False), "max_ceil": (3, 2, 0, True)}
+STAGE_POOL_WINDOWS = {"pool": (0, 0, 0, False), "pool_overlap": (3, 2, 0, False), "pool_ceil": (0, 0, 0, True),
+                      "pool_overlap_ceil": (3, 2, 0, True)}
+
+
+def stage_pool_window(downsample: str, stride: int) -> tuple[int, int, int, bool] | None:
+    """(kernel, stride, padding, ceil_mode) of the max-pool after a stage's blocks, or None."""
+    window = STAGE_POOL_WINDOWS.get(downsample)
+    if window is None or stride == 1:
+        return None
+    kernel, step, pad, ceil = window
+    return (kernel or stride, step or stride, pad, ceil)
+
+
+def pool_out(size: int, kernel_size: int, stride: int, padding: int, ceil_mode: bool = False) -> int:
+    """Output side of a max-pool, with PyTorch's ceil_mode rule (a last window must start inside the input)."""
+    if not ceil_mode:
+        return conv_out(size, kernel_size, stride, padding)
+    out = -(-(size + 2 * padding - kernel_size) // stride) + 1
+    if (out - 1) * stride >= size + padding:
+        out -= 1
+    return out
 
 
 def _fail(path: str, rule: str, value: object) -> typing.NoReturn:
@@ -126,10 +153,8 @@ class StemSpec(Schema):
         if self.type == "identity":
             return size
         size = conv_out(size, self.kernel_size, self.stride, self.pad)
-        if self.pool == "max":
-            size = conv_out(size, 3, 2, 1)
-        elif self.pool == "max_nopad":
-            size = conv_out(size, 3, 2, 0)
+        if self.pool in STEM_POOL_WINDOWS:
+            size = pool_out(size, *STEM_POOL_WINDOWS[self.pool])
         return size
 
 
@@ -137,9 +162,10 @@ class StemSpec(Schema):
 class StageSpec(Schema):
     """One stage: `depth` blocks of one family; only the first block changes width and resolution.
 
-    Which fields a family reads: plain/basic use kernel_size; bottleneck adds expand_ratio (of the output
-    width) and group_width; inverted_residual uses expand_ratio (of the input width), se_*; convnext
-    (depthwise conv first) uses expand_ratio (of the output width), acts and norms.
+    Which fields a family reads, and its own rules, are the family's (`archlab.arch.families`): plain/basic
+    use kernel_size; bottleneck adds expand_ratio (of the output width), group_width and se_*;
+    inverted_residual uses expand_ratio (of the input width), se_*; convnext (depthwise conv first) uses
+    expand_ratio (of the output width), acts, norms and grn; inception its branch widths; shuffle split_ratio.
     """
 
     block: str                        # a name in BLOCKS
@@ -160,6 +186,14 @@ class StageSpec(Schema):
     downsample: str = "stride"        # stride: in-block; layer: norm + kxk/k conv; pool(_overlap): max-pool after
     padding: str = "same"
     bias: bool | None = None          # None: a conv has a bias exactly when no BatchNorm follows it
+    branch1: BranchWidth = 0          # inception: the 1x1 branch's width
+    branch2_reduce: BranchWidth = 0   # inception: the 1x1 reduction before the kxk branch
+    branch2: BranchWidth = 0          # inception: the kxk branch's width
+    branch3_reduce: BranchWidth = 0   # inception: the 1x1 reduction before the second kxk branch
+    branch3: BranchWidth = 0          # inception: the second kxk branch's width; the pool branch gets the rest
+    branch3_kernel: Kernel | None = None   # inception: the second branch's kernel (None: kernel_size)
+    split_ratio: Annotated[float, Range(gt=0, lt=1)] = 0.5   # shuffle: share of channels through the conv branch
+    grn: bool = False                 # convnext: global response norm after the MLP activation (ConvNeXt V2)
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -188,6 +222,7 @@ class StageSpec(Schema):
         _check_choice("acts", self.acts, COUNTS)
         _check_choice("norms", self.norms, COUNTS)
         _check_choice("downsample", self.downsample, DOWNSAMPLES)
+        _check_family(self)
 
     @property
     def pad(self) -> int:
@@ -202,10 +237,9 @@ class StageSpec(Schema):
         size = conv_out(size, self.kernel_size, first_stride, self.pad)
         # later blocks keep the side with same padding and shrink it by k - 1 with valid padding
         size -= (self.depth - 1) * (self.kernel_size - 1 - 2 * self.pad)
-        if self.downsample == "pool" and self.stride > 1:
-            size = conv_out(size, self.stride, self.stride, 0)
-        elif self.downsample == "pool_overlap" and self.stride > 1:
-            size = conv_out(size, 3, 2, 0)
+        window = stage_pool_window(self.downsample, self.stride)
+        if window is not None:
+            size = pool_out(size, *window)
         return size
 
 
@@ -286,6 +320,10 @@ class ArchSpec(Schema):
         for key, default in _LATE_FIELDS.items():
             if data.get(key) == default:
                 data.pop(key)
+        for stage in data["stages"]:
+            for key, default in _LATE_STAGE_FIELDS.items():
+                if stage.get(key) == default:
+                    stage.pop(key)
         blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -327,6 +365,21 @@ class ArchSpec(Schema):
 # Fields added after arch ids were first published: left out of the hash at their default, so every id
 # recorded in a run folder or golden file before they existed still names the same architecture.
 _LATE_FIELDS: dict[str, object] = {"bn_eps": 1e-5, "bn_momentum": 0.1}
+_LATE_STAGE_FIELDS: dict[str, object] = {"branch1": 0, "branch2_reduce": 0, "branch2": 0, "branch3_reduce": 0,
+                                         "branch3": 0, "branch3_kernel": None, "split_ratio": 0.5, "grn": False}
+
+
+def _check_family(stage: StageSpec) -> None:
+    """The family's own rules, and no field another family owns set away from its default (GRN on a ResNet)."""
+    from archlab.arch.families import FAMILIES  # the families module reads StageSpec: imported when first used
+    for name in FAMILIES:
+        row = FAMILIES.get(name)
+        if name == stage.block:
+            row.check(stage, None)
+            continue
+        for key in row.owns:
+            if getattr(stage, key) != StageSpec.__dataclass_fields__[key].default:
+                raise SpecError(key, f"applies only to the {name} family, not {stage.block}", getattr(stage, key))
 
 
 def _check_groups(path: str, stage: StageSpec, in_chs: int) -> None:
@@ -340,15 +393,9 @@ def _check_groups(path: str, stage: StageSpec, in_chs: int) -> None:
 
 
 def mid_channels(stage: StageSpec, in_chs: int) -> int:
-    """Width of a block's inner (grouped or depthwise) conv, by family."""
-    if stage.block == "inverted_residual":
-        # torchvision MBConv/MobileNetV2: expansion of the *input* width, rounded to a multiple of 8
-        return in_chs if stage.expand_ratio == 1.0 else make_divisible(in_chs * stage.expand_ratio, 8)
-    if stage.block == "convnext":
-        return in_chs  # the depthwise conv comes first, on the block's input
-    if stage.block == "bottleneck":
-        return max(1, int(stage.width * stage.expand_ratio))
-    return stage.width
+    """Width of a block's inner (grouped or depthwise) conv, as its family defines it."""
+    from archlab.arch.families import family
+    return family(stage.block).mid(stage, in_chs)
 
 
 def load_spec(path: str | Path) -> ArchSpec:

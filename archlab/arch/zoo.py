@@ -3,7 +3,8 @@
 LeCun et al. 1998 (LeNet-5), Krizhevsky et al. 2012 (AlexNet), Simonyan and Zisserman 2015 (VGG),
 He et al. 2016 (ResNet), Xie et al. 2017 (ResNeXt), Zagoruyko and Komodakis 2016 (wide ResNet),
 Sandler et al. 2018 (MobileNetV2), Howard et al. 2019 (MobileNetV3), Tan and Le 2019 (EfficientNet),
-Liu et al. 2022 (ConvNeXt). Torch-free: these are data.
+Liu et al. 2022 (ConvNeXt), Szegedy et al. 2015 (GoogLeNet), Ma et al. 2018 (ShuffleNet V2), Radosavovic et al.
+2020 (RegNet), Woo et al. 2023 (ConvNeXt V2: timm's `convnextv2_*`). Torch-free: these are data.
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
 
+from archlab.arch.generators import GENERATORS
 from archlab.arch.scaling import scale
 from archlab.arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
 from archlab.core.registry import Registry
@@ -78,6 +80,33 @@ def _vgg(name: str, depths: tuple[int, ...], bn: bool) -> ArchSpec:
 for _name, _depths in _VGG_DEPTHS.items():
     ZOO.register(_name)(lambda n=_name, d=_depths: _vgg(n, d, bn=False))
     ZOO.register(f"{_name}_bn")(lambda n=_name, d=_depths: _vgg(f"{n}_bn", d, bn=True))
+
+
+# --- GoogLeNet (Inception v1) ---------------------------------------------------------------------------
+
+# (branch1, branch2_reduce, branch2, branch3_reduce, branch3, pool) of inception 3a ... 5b, as torchvision
+_GOOGLENET = ((64, 96, 128, 16, 32, 32), (128, 128, 192, 32, 96, 64),
+              (192, 96, 208, 16, 48, 64), (160, 112, 224, 24, 64, 64), (128, 128, 256, 24, 64, 64),
+              (112, 144, 288, 32, 64, 64), (256, 160, 320, 32, 128, 128),
+              (256, 160, 320, 32, 128, 128), (384, 192, 384, 48, 128, 128))
+_GOOGLENET_POOLS = {1: "pool_overlap_ceil", 6: "pool_ceil"}  # max-pools after 3b (3x3/2) and 4e (2x2/2)
+
+
+@ZOO.register("googlenet")
+def googlenet() -> ArchSpec:
+    """GoogLeNet as torchvision's googlenet(aux_logits=False): 7x7/2 stem, 1x1 and 3x3 convs, 9 inception blocks.
+
+    BatchNorm eps 1e-3 and ceil-mode max-pools as torchvision; its "5x5" branch is a 3x3 (branch3_kernel 3).
+    """
+    stages = [StageSpec(block="plain", depth=1, width=64, kernel_size=1),
+              StageSpec(block="plain", depth=1, width=192, stride=2, downsample="pool_overlap_ceil")]
+    for i, (b1, b2r, b2, b3r, b3, pool) in enumerate(_GOOGLENET):
+        down = _GOOGLENET_POOLS.get(i)
+        stages.append(StageSpec(block="inception", depth=1, width=b1 + b2 + b3 + pool, stride=2 if down else 1,
+                                downsample=down or "stride", branch1=b1, branch2_reduce=b2r, branch2=b2,
+                                branch3_reduce=b3r, branch3=b3, branch3_kernel=3))
+    return ArchSpec(stem=StemSpec(type="conv", width=64, kernel_size=7, stride=2, pool="max_ceil"),
+                    stages=tuple(stages), head=HeadSpec(dropout=0.2), bn_eps=1e-3, name="googlenet")
 
 
 # --- ResNet, ResNeXt, wide ResNet --------------------------------------------------------------------
@@ -165,6 +194,24 @@ def mobilenet_v3_small() -> ArchSpec:
         bn_eps=1e-3, bn_momentum=0.01, name="mobilenet_v3_small")
 
 
+# --- ShuffleNet V2 ------------------------------------------------------------------------------------
+
+_SHUFFLENETS = {"shufflenet_v2_x0_5": (48, 96, 192, 1024), "shufflenet_v2_x1_0": (116, 232, 464, 1024),
+                "shufflenet_v2_x1_5": (176, 352, 704, 1024), "shufflenet_v2_x2_0": (244, 488, 976, 2048)}
+
+
+def _shufflenet(name: str, widths: tuple[int, ...]) -> ArchSpec:
+    """ShuffleNet V2: 3x3/2 stem + max-pool, (4, 8, 4) shuffle units (the first strided), 1x1 conv head."""
+    return ArchSpec(
+        stem=StemSpec(type="conv", width=24, kernel_size=3, stride=2, pool="max"),
+        stages=tuple(StageSpec(block="shuffle", depth=d, width=w, stride=2) for d, w in zip((4, 8, 4), widths)),
+        head=HeadSpec(conv_width=widths[-1]), name=name)
+
+
+for _name, _widths in _SHUFFLENETS.items():
+    ZOO.register(_name)(lambda n=_name, w=_widths: _shufflenet(n, w))
+
+
 # --- EfficientNet -------------------------------------------------------------------------------------
 
 # (width, depth, resolution, dropout) of the released models (../shared/reference/torchvision_complexity.md)
@@ -203,22 +250,65 @@ for _name in EFFICIENTNET_MULTIPLIERS:
     ZOO.register(_name)(lambda n=_name: _efficientnet(n))
 
 
+# --- RegNet X / Y ------------------------------------------------------------------------------------
+
+# (depth, w0, wa, wm, group width) of torchvision's RegNets; Y adds SE 0.25 of the block's input width
+REGNETS: dict[str, tuple[int, int, float, float, int]] = {
+    "regnet_y_400mf": (16, 48, 27.89, 2.09, 8), "regnet_y_800mf": (14, 56, 38.84, 2.4, 16),
+    "regnet_y_1_6gf": (27, 48, 20.71, 2.65, 24), "regnet_y_3_2gf": (21, 80, 42.63, 2.66, 24),
+    "regnet_y_8gf": (17, 192, 76.82, 2.19, 56), "regnet_y_16gf": (18, 200, 106.23, 2.48, 112),
+    "regnet_y_32gf": (20, 232, 115.89, 2.53, 232), "regnet_y_128gf": (27, 456, 160.83, 2.52, 264),
+    "regnet_x_400mf": (22, 24, 24.48, 2.54, 16), "regnet_x_800mf": (16, 56, 35.73, 2.28, 16),
+    "regnet_x_1_6gf": (18, 80, 34.01, 2.25, 24), "regnet_x_3_2gf": (25, 88, 26.31, 2.25, 48),
+    "regnet_x_8gf": (23, 80, 49.56, 2.88, 120), "regnet_x_16gf": (22, 216, 55.59, 2.1, 128),
+    "regnet_x_32gf": (23, 320, 69.86, 2.0, 168),
+}
+
+
+def regnet(name: str, depth: int, w0: int, wa: float, wm: float, group_width: int, se_ratio: float) -> ArchSpec:
+    """A RegNet: 3x3/2 stem of 32, the `regnet` generator's bottleneck stages, average pool and FC."""
+    rows = GENERATORS.get("regnet")(depth=depth, w0=w0, wa=wa, wm=wm, group_width=group_width, se_ratio=se_ratio)
+    return ArchSpec(stem=StemSpec(type="conv", width=32, kernel_size=3, stride=2),
+                    stages=tuple(StageSpec(**row) for row in rows), name=name)
+
+
+for _name, _cfg in REGNETS.items():
+    ZOO.register(_name)(lambda n=_name, c=_cfg: regnet(n, *c, se_ratio=0.25 if n.startswith("regnet_y") else 0.0))
+
+
 # --- ConvNeXt -----------------------------------------------------------------------------------------
 
 _CONVNEXTS = {"convnext_tiny": ((3, 3, 9, 3), 96, 0.1), "convnext_small": ((3, 3, 27, 3), 96, 0.4),
               "convnext_base": ((3, 3, 27, 3), 128, 0.5), "convnext_large": ((3, 3, 27, 3), 192, 0.5)}
 
 
-def _convnext(name: str, depths: tuple[int, ...], width: int, drop_path_rate: float) -> ArchSpec:
-    """ConvNeXt: 4x4 patchify + LN, (LN + 2x2/2 conv) downsampling, dw7x7 -> LN -> 4x MLP with GELU."""
+def _convnext(name: str, depths: tuple[int, ...], width: int, drop_path_rate: float, *, v2: bool = False,
+              widths: tuple[int, ...] | None = None) -> ArchSpec:
+    """ConvNeXt: 4x4 patchify + LN, (LN + 2x2/2 conv) downsampling, dw7x7 -> LN -> 4x MLP with GELU.
+
+    V2 (timm's convnextv2_*) adds GRN after the MLP's GELU and drops layer scale.
+    """
+    widths = widths or tuple(width * 2 ** i for i in range(len(depths)))
     return ArchSpec(
-        stem=StemSpec(type="patchify", width=width, kernel_size=4, stride=4, norm="layernorm", act="none"),
-        stages=tuple(StageSpec(block="convnext", depth=d, width=width * 2 ** i, stride=1 if i == 0 else 2,
+        stem=StemSpec(type="patchify", width=widths[0], kernel_size=4, stride=4, norm="layernorm", act="none"),
+        stages=tuple(StageSpec(block="convnext", depth=d, width=w, stride=1 if i == 0 else 2,
                                kernel_size=7, expand_ratio=4.0, group_width=1, act="gelu", norm="layernorm",
-                               acts="one", norms="one", downsample="layer") for i, d in enumerate(depths)),
+                               acts="one", norms="one", downsample="layer", grn=v2)
+                     for i, (d, w) in enumerate(zip(depths, widths))),
         head=HeadSpec(pool="avg", norm="layernorm"),
-        drop_path_rate=drop_path_rate, layer_scale_init=1e-6, name=name)
+        drop_path_rate=drop_path_rate, layer_scale_init=0.0 if v2 else 1e-6, name=name)
 
 
 for _name, (_depths, _width, _dpr) in _CONVNEXTS.items():
     ZOO.register(_name)(lambda n=_name, d=_depths, w=_width, r=_dpr: _convnext(n, d, w, r))
+
+
+# ConvNeXt V2 (depths, first width) as timm's convnextv2_*; drop path 0, timm's default when built
+_CONVNEXTV2S = {"convnextv2_atto": ((2, 2, 6, 2), 40), "convnextv2_femto": ((2, 2, 6, 2), 48),
+                "convnextv2_pico": ((2, 2, 6, 2), 64), "convnextv2_nano": ((2, 2, 8, 2), 80),
+                "convnextv2_tiny": ((3, 3, 9, 3), 96), "convnextv2_small": ((3, 3, 27, 3), 96),
+                "convnextv2_base": ((3, 3, 27, 3), 128), "convnextv2_large": ((3, 3, 27, 3), 192),
+                "convnextv2_huge": ((3, 3, 27, 3), 352)}
+
+for _name, (_depths, _width) in _CONVNEXTV2S.items():
+    ZOO.register(_name)(lambda n=_name, d=_depths, w=_width: _convnext(n, d, w, 0.0, v2=True))

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from archlab.arch.spec import STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec
+from archlab.arch.spec import STEM_POOL_WINDOWS, STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec, stage_pool_window
 from archlab.core.registry import Registry
 from archlab.nn.blocks import Block, block_class
 from archlab.nn.features import TimmInterface
@@ -19,16 +19,23 @@ from archlab.nn.layers import Cost, conv_norm_act, make_act, make_norm
 __all__ = ["ArchNet", "STEMS_REGISTRY", "Stage", "build_model", "drop_path_rates"]
 
 STEMS_REGISTRY: Registry[type[nn.Module]] = Registry("stem")
-_POOLS = {"max": (3, 2, 1), "max_nopad": (3, 2, 0)}  # (kernel, stride, padding) of the stem's max-pool
+
+
+def _max_pool(window: tuple[int, int, int, bool] | None) -> nn.Module:
+    """A max-pool over (kernel, stride, padding, ceil_mode), or Identity."""
+    if window is None:
+        return nn.Identity()
+    kernel, stride, padding, ceil_mode = window
+    return nn.MaxPool2d(kernel, stride, padding, ceil_mode=ceil_mode)
 
 
 def _stem_pool(stem: StemSpec) -> nn.Module:
-    return nn.MaxPool2d(*_POOLS[stem.pool]) if stem.pool in _POOLS else nn.Identity()
+    return _max_pool(STEM_POOL_WINDOWS.get(stem.pool))
 
 
 def _stem_pool_cost(c: Cost, stem: StemSpec) -> None:
-    if stem.pool in _POOLS:
-        c.pool(*_POOLS[stem.pool])
+    if stem.pool in STEM_POOL_WINDOWS:
+        c.pool(*STEM_POOL_WINDOWS[stem.pool])
 
 
 @STEMS_REGISTRY.register("conv")
@@ -96,17 +103,6 @@ def stem_width(spec: ArchSpec) -> int:
     return spec.in_chans if spec.stem.type == "identity" else spec.stem.width
 
 
-def _stage_pool(stage: StageSpec) -> tuple[int, int, int] | None:
-    """(kernel, stride, padding) of a pooling downsample after the stage's blocks, if any."""
-    if stage.stride == 1:
-        return None
-    if stage.downsample == "pool":
-        return stage.stride, stage.stride, 0
-    if stage.downsample == "pool_overlap":
-        return 3, 2, 0
-    return None
-
-
 def _has_layer(stage: StageSpec, in_chs: int) -> bool:
     return stage.downsample == "layer" and (stage.stride > 1 or in_chs != stage.width)
 
@@ -127,8 +123,7 @@ class Stage(nn.Module):
             block(in_chs if i == 0 else stage.width, stage.width, first_stride if i == 0 else 1, stage,
                   drop_path=drop_paths[i], layer_scale_init=layer_scale_init)
             for i in range(stage.depth)))
-        pool = _stage_pool(stage)
-        self.pool = nn.MaxPool2d(*pool) if pool else nn.Identity()
+        self.pool = _max_pool(stage_pool_window(stage.downsample, stage.stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.pool(self.blocks(self.downsample(x)))
@@ -144,7 +139,7 @@ class Stage(nn.Module):
         for i in range(stage.depth):
             block.cost(c, in_chs if i == 0 else stage.width, stage.width, first_stride if i == 0 else 1, stage,
                        layer_scale_init=layer_scale_init)
-        pool = _stage_pool(stage)
+        pool = stage_pool_window(stage.downsample, stage.stride)
         if pool:
             c.pool(*pool)
 

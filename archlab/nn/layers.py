@@ -11,7 +11,7 @@ from timm.layers import LayerNorm2d
 from torch import nn
 from torchvision.ops import Conv2dNormActivation
 
-from archlab.arch.spec import ACTS, NORMS, conv_out
+from archlab.arch.spec import ACTS, NORMS, conv_out, pool_out
 from archlab.core.registry import Registry
 
 __all__ = ["ACT_LAYERS", "NORM_LAYERS", "Cost", "conv_bias", "conv_norm_act", "count_params", "make_act", "make_norm"]
@@ -94,9 +94,9 @@ class Cost:
         self.macs += in_features * out_features
         return self
 
-    def pool(self, kernel_size: int, stride: int, padding: int = 0) -> Cost:
+    def pool(self, kernel_size: int, stride: int, padding: int = 0, ceil_mode: bool = False) -> Cost:
         """Move through a pooling window (no parameters, no MACs)."""
-        self.size = conv_out(self.size, kernel_size, stride, padding)
+        self.size = pool_out(self.size, kernel_size, stride, padding, ceil_mode)
         return self
 
 

@@ -27,10 +27,11 @@ from torch import nn
 from archlab.arch.spec import ArchSpec
 from archlab.arch.zoo import ZOO, get_spec
 from archlab.core.errors import ArchlabError, did_you_mean
+from archlab.core.files import atomic_write
 
 __all__ = [
     "SOURCES", "WeightsMismatch", "LoadedWeights", "check_fits", "convert", "counterpart_name", "counterpart_spec",
-    "counterparts", "entries_of", "from_timm", "from_torchvision", "guess_network", "key_map", "load_checkpoint",
+    "counterparts", "entries_of", "fit_to", "from_timm", "from_torchvision", "guess_network", "key_map", "load_checkpoint",
     "load_weights", "metadata_of", "save_weights", "to_timm", "to_torchvision",
 ]
 
@@ -392,17 +393,11 @@ def save_weights(model: nn.Module | Mapping[str, torch.Tensor], path: str | Path
                  metadata: Mapping[str, str] | None = None) -> Path:
     """Write a state dict as safetensors, atomically (a temporary name, then a rename)."""
     from safetensors.torch import save_file
-    path = Path(path)
     state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
     # safetensors refuses tensors that share storage or are views; contiguous copies are what a file holds
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        save_file(state, str(tmp), metadata={"format": "archlab", **(metadata or {})})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    meta = {"format": "archlab", **(metadata or {})}
+    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
 
 
 def load_weights(spec: ArchSpec, path: str | Path, *, trust_pickle: bool = False) -> LoadedWeights:
@@ -436,6 +431,29 @@ def load_weights(spec: ArchSpec, path: str | Path, *, trust_pickle: bool = False
         return LoadedWeights(state, source, str(path), int(state[mine[-1][0]].shape[0]))
     assert first_error is not None
     raise WeightsMismatch(f"{path}: {first_error}")
+
+
+def fit_to(spec: ArchSpec, state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """Adapt weights to `spec`'s input channels and classes, for fine-tuning; the adapted dict and what changed.
+
+    The first conv is summed or repeated over input channels (timm's `adapt_input_conv`, so ImageNet weights
+    start a 1-channel Fashion-MNIST network); a classifier for another number of classes is left out.
+    """
+    from timm.models import adapt_input_conv
+
+    from archlab.nn.build import build_model
+    with torch.device("meta"):
+        entries = entries_of(build_model(spec))
+    out, notes = dict(state_dict), []
+    first = next((k for k, shape in entries if len(shape) == 4), None)
+    if first in out and out[first].shape[1] != dict(entries)[first][1]:
+        out[first] = adapt_input_conv(spec.in_chans, out[first])
+        notes.append(f"{first} adapted from {state_dict[first].shape[1]} to {spec.in_chans} input channels")
+    for key, shape in entries[-2:]:
+        if key in out and tuple(out[key].shape) != shape:
+            del out[key]
+            notes.append(f"{key} left at its initialisation ({spec.num_classes} classes)")
+    return out, notes
 
 
 def _label(spec: ArchSpec) -> str:

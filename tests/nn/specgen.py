@@ -6,7 +6,7 @@ import random
 from archlab.arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec
 from archlab.core.errors import SpecError
 
-FAMILIES = ("plain", "basic", "bottleneck", "inverted_residual", "convnext")
+FAMILIES = ("plain", "basic", "bottleneck", "inverted_residual", "convnext", "inception", "shuffle")
 
 
 def random_stage(rng: random.Random, block: str, width: int, stride: int) -> StageSpec:
@@ -16,11 +16,12 @@ def random_stage(rng: random.Random, block: str, width: int, stride: int) -> Sta
                                                                             "gelu")),
                     norm=rng.choice(("batchnorm", "batchnorm", "layernorm", "none")))
     if block == "plain":
-        kw["downsample"] = rng.choice(("stride", "pool", "pool_overlap"))
+        kw["downsample"] = rng.choice(("stride", "pool", "pool_overlap", "pool_ceil", "pool_overlap_ceil"))
         kw["bias"] = rng.choice((None, True, False))
     elif block == "bottleneck":
         kw["expand_ratio"] = rng.choice((0.25, 0.5, 1.0, 4.0))
         kw["group_width"] = rng.choice((None, 1, 4))
+        kw["se_ratio"] = rng.choice((0.0, 0.25))
         kw["downsample"] = rng.choice(("stride", "layer"))
     elif block == "inverted_residual":
         kw["expand_ratio"] = rng.choice((1.0, 3.0, 4.5, 6.0))
@@ -32,7 +33,15 @@ def random_stage(rng: random.Random, block: str, width: int, stride: int) -> Sta
         kw["expand_ratio"] = rng.choice((2.0, 4.0))
         kw["acts"] = rng.choice(("all", "one"))
         kw["norms"] = rng.choice(("all", "one"))
+        kw["grn"] = rng.choice((False, True))
         kw["downsample"] = rng.choice(("stride", "layer"))
+    elif block == "inception":
+        kw["kernel_size"] = rng.choice((3, 5))
+        kw.update(branch1=2, branch2_reduce=rng.randint(1, 4), branch2=2, branch3_reduce=rng.randint(1, 4),
+                  branch3=2, branch3_kernel=rng.choice((None, 3, 5)))
+        kw["downsample"] = rng.choice(("stride", "pool_ceil", "pool_overlap_ceil"))
+    elif block == "shuffle":
+        kw["split_ratio"] = rng.choice((0.5, 0.25))
     else:
         kw["downsample"] = rng.choice(("stride", "layer"))
     return StageSpec(**kw)
@@ -46,7 +55,7 @@ def random_spec(seed: int) -> ArchSpec:
         k = rng.choice((2, 4)) if stem_type == "patchify" else rng.choice((3, 5, 7))
         stem = StemSpec(type=stem_type, width=8 * rng.randint(1, 4), kernel_size=k,
                         stride=k if stem_type == "patchify" else rng.choice((1, 2)),
-                        pool=rng.choice(("none", "max")) if stem_type in ("conv", "deep") else "none",
+                        pool=rng.choice(("none", "max", "max_ceil")) if stem_type in ("conv", "deep") else "none",
                         norm=rng.choice(("batchnorm", "layernorm", "none")),
                         act=rng.choice(("relu", "silu", "none")))
         stages = tuple(random_stage(rng, rng.choice(FAMILIES), 8 * rng.randint(1, 6), rng.choice((1, 2)))

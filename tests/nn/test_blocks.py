@@ -14,7 +14,11 @@ from tests.nn.specgen import random_spec
 
 FAMILY_KW = {"plain": {}, "basic": {}, "bottleneck": {"expand_ratio": 0.25, "group_width": 4},
              "inverted_residual": {"expand_ratio": 4.0, "se_ratio": 0.25},
-             "convnext": {"expand_ratio": 4.0, "acts": "one", "norms": "one", "norm": "layernorm", "act": "gelu"}}
+             "convnext": {"expand_ratio": 4.0, "acts": "one", "norms": "one", "norm": "layernorm", "act": "gelu",
+                          "grn": True},
+             "inception": {"branch1": 4, "branch2_reduce": 4, "branch2": 6, "branch3_reduce": 2, "branch3": 2,
+                           "branch3_kernel": 5},
+             "shuffle": {"split_ratio": 0.5}}
 
 
 @pytest.mark.parametrize("family", BLOCKS_REGISTRY.names())
