@@ -20,6 +20,7 @@ from typing import Any
 
 from archlab.arch.spec import BLOCKS, STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec
 from archlab.core.errors import SpecError, did_you_mean
+from archlab.core.schema import line_of
 from archlab.core.yamlio import parse_number as _number
 from archlab.space.limits import check_dimension_count, check_range_size, check_scaling
 
@@ -210,43 +211,6 @@ def compile_space(data: Any, *, file: str | None = None, lines: dict[str, int] |
         return _Compiler(data, file).run(lines or {})
     except SpecError as err:
         raise err.with_context(file=file, line=line_of(lines or {}, err.path)) from None
-
-
-def line_of(lines: dict[str, int], path: str) -> int | None:
-    """Line of `path` in the file, or of its nearest enclosing key."""
-    while path:
-        if path in lines:
-            return lines[path]
-        cut = max(path.rfind("."), path.rfind("["))
-        if cut <= 0:
-            break
-        path = path[:cut]
-    return lines.get(path)
-
-
-def key_lines(node: Any, prefix: str = "", out: dict[str, int] | None = None, budget: list[int] | None = None
-              ) -> dict[str, int]:
-    """Map key paths (`stages[2].kernel_size`) to 1-based lines from a composed YAML node tree."""
-    import yaml
-    out = {} if out is None else out
-    budget = [100_000] if budget is None else budget
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            budget[0] -= 1
-            if budget[0] < 0:
-                return out
-            name = f"{prefix}.{key.value}" if prefix else str(key.value)
-            out.setdefault(name, key.start_mark.line + 1)
-            key_lines(value, name, out, budget)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            budget[0] -= 1
-            if budget[0] < 0:
-                return out
-            name = f"{prefix}[{i}]"
-            out.setdefault(name, item.start_mark.line + 1)
-            key_lines(item, name, out, budget)
-    return out
 
 
 # --- helpers ---------------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from archlab.arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec, make_divisible
 from archlab.core.errors import ArchlabError, SpecError, did_you_mean
+from archlab.core.schema import line_map, line_of
 from archlab.space.format import (
     NEUTRAL_FIELDS,
     Bound,
@@ -30,8 +31,6 @@ from archlab.space.format import (
     _grid,
     check_landmark_names,
     compile_space,
-    key_lines,
-    line_of,
 )
 from archlab.space.limits import MAX_SAMPLE_TRIES, check_enumeration, cost_violations
 
@@ -58,13 +57,7 @@ def load_space(path: str | Path) -> SearchSpace:
 
 def _lines_of(text: str | None) -> dict[str, int]:
     """Key path -> line, from the YAML text (only called on text that already loaded safely)."""
-    if not text:
-        return {}
-    import yaml
-    try:
-        return key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
-    except yaml.YAMLError:
-        return {}
+    return line_map(text) if text else {}
 
 
 class SearchSpace:
