@@ -16,18 +16,20 @@ from archlab.arch.spec import make_divisible
 from archlab.core.errors import SpecError
 from archlab.core.registry import Registry
 
-__all__ = ["GENERATORS", "Generator", "regnet_stages", "regnet_widths"]
+__all__ = ["GENERATORS", "Generator", "check_regnet_param", "regnet_stages", "regnet_widths"]
 
 QUANT = 8  # RegNet's width quantum
 
 
 @dataclass(frozen=True, slots=True)
 class Generator:
-    """A named design-space rule: its parameters (name -> default, None if required) and the function."""
+    """A named design-space rule: its parameters (name -> default, None if required), the rule and its checks."""
 
     name: str
     params: dict[str, Any]
     fn: Callable[..., tuple[dict[str, Any], ...]]   # keyword parameters -> stage field dicts
+    check: Callable[[str, Any], None]               # one parameter value alone: SpecError(name, rule, value)
+    sets: frozenset[str]                            # the StageSpec fields every generated row sets
     doc: str = ""
 
     def __call__(self, **values: Any) -> tuple[dict[str, Any], ...]:
@@ -38,16 +40,38 @@ class Generator:
 GENERATORS: Registry[Generator] = Registry("structure generator")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+# parameter -> (holds, rule): each parameter's own rule, so a space file's range is checked value by value
+_REGNET_RULES: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "depth": (lambda v: _is_int(v) and 1 <= v <= 10_000, "must be an integer in [1, 10000] (blocks in all stages)"),
+    "w0": (lambda v: _is_int(v) and 0 < v <= 2 ** 16 and v % QUANT == 0,
+           f"must be a positive multiple of {QUANT} (the first block's width), at most 65536"),
+    "wa": (lambda v: _is_number(v) and 0 <= v <= 2 ** 16, "must be a number in [0, 65536] (the width slope)"),
+    "wm": (lambda v: _is_number(v) and 1 < v <= 64, "must be a number > 1 and <= 64 (the width step between stages)"),
+    "group_width": (lambda v: _is_int(v) and 1 <= v <= 2 ** 16, "must be an integer in [1, 65536]"),
+    "bottleneck_ratio": (lambda v: _is_number(v) and 0 < v <= 64, "must be a number in (0, 64]"),
+    "se_ratio": (lambda v: _is_number(v) and 0 <= v < 1, "must be a number in [0, 1)"),
+}
+
+
+def check_regnet_param(name: str, value: Any) -> None:
+    """Raise SpecError(name, rule, value) unless `value` is a valid RegNet generator parameter `name`."""
+    holds, rule = _REGNET_RULES[name]
+    if not holds(value):
+        raise SpecError(name, rule, value)
+
+
 def regnet_widths(depth: int, w0: int, wa: float, wm: float) -> list[int]:
     """Per-block widths of the quantised linear rule; SpecError names the parameter that gives no valid stage."""
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-        raise SpecError("depth", "must be an integer >= 1 (blocks in the whole network)", depth)
-    if isinstance(w0, bool) or not isinstance(w0, int) or w0 <= 0 or w0 % QUANT:
-        raise SpecError("w0", f"must be a positive multiple of {QUANT}", w0)
-    if not wa >= 0:
-        raise SpecError("wa", "must be >= 0 (the width slope)", wa)
-    if not wm > 1:
-        raise SpecError("wm", "must be > 1 (the width multiplier between stages)", wm)
+    for name, value in (("depth", depth), ("w0", w0), ("wa", wa), ("wm", wm)):
+        check_regnet_param(name, value)
     widths = []
     for j in range(depth):
         capacity = round(math.log((w0 + wa * j) / w0) / math.log(wm))  # which power of wm the block rounds to
@@ -62,10 +86,8 @@ def regnet_stages(*, depth: int, w0: int, wa: float, wm: float, group_width: int
     Widths and group widths are made compatible as torchvision does: the group width is capped at the
     bottleneck width, and the bottleneck width rounded to a multiple of it.
     """
-    if isinstance(group_width, bool) or not isinstance(group_width, int) or group_width < 1:
-        raise SpecError("group_width", "must be an integer >= 1", group_width)
-    if not bottleneck_ratio > 0:
-        raise SpecError("bottleneck_ratio", "must be > 0", bottleneck_ratio)
+    for name, value in (("group_width", group_width), ("bottleneck_ratio", bottleneck_ratio), ("se_ratio", se_ratio)):
+        check_regnet_param(name, value)
     widths = regnet_widths(depth, w0, wa, wm)
     runs: list[list[int]] = []  # [width, depth] per run of equal widths
     for width in widths:
@@ -85,4 +107,6 @@ def regnet_stages(*, depth: int, w0: int, wa: float, wm: float, group_width: int
 
 GENERATORS.register("regnet")(Generator(
     "regnet", {"depth": None, "w0": None, "wa": None, "wm": None, "group_width": None, "bottleneck_ratio": 1.0,
-               "se_ratio": 0.0}, regnet_stages, "RegNet's quantised linear widths (Radosavovic et al. 2020)"))
+               "se_ratio": 0.0}, regnet_stages, check_regnet_param,
+    frozenset({"block", "depth", "width", "stride", "expand_ratio", "group_width", "se_ratio"}),
+    "RegNet's quantised linear widths (Radosavovic et al. 2020)"))
