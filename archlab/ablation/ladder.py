@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +30,7 @@ from archlab.arch.steps import ABLATION_STEPS, AblationStep, ablation_step
 from archlab.arch.zoo import ZOO, get_spec
 from archlab.core.errors import ArchlabError, SpecError, did_you_mean
 from archlab.core.schema import Range, Schema, internal, line_of, load_document
-from archlab.measure.recipes import Budget
+from archlab.measure.recipes import Budget, parse_multiplier
 
 __all__ = ["ABLATION_STEPS", "AblationStep", "Ladder", "LadderRow", "PaperFigures", "ProxySetting", "ResolvedRow",
            "ablation_step", "apply_overrides", "describe_ladder", "ladder_from_dict", "load_ladder", "proxy_spec",
@@ -70,6 +71,9 @@ class LadderRow(Schema):
     zoo: str | None = None           # start this row afresh from a zoo network (a rung of a history ladder)
     branch: bool = False             # measured but not adopted: the next row starts from the last adopted row
     recipe: str | None = None        # switch to this recipe (else the step's, else the previous row's)
+    # this row's training length relative to the proxy budget (a number or an exact ratio string "300/90");
+    # None: its recipe's `budget_multiplier` (1 for the registered recipes)
+    budget_multiplier: float | str | None = None
     paper: PaperFigures = field(default_factory=PaperFigures)
     note: str = ""
     ceiling: str = ""                # the ceiling this rung removed (history ladders)
@@ -81,6 +85,8 @@ class LadderRow(Schema):
         if self.step is not None and self.step not in ABLATION_STEPS:
             raise SpecError("step", "must be a registered ablation step"
                             + did_you_mean(self.step, ABLATION_STEPS.names()), self.step)
+        if self.budget_multiplier is not None:
+            parse_multiplier(self.budget_multiplier)
         if self.zoo is not None and self.zoo not in ZOO:
             raise SpecError("zoo", "must be a zoo network" + did_you_mean(self.zoo, ZOO.names(), list_valid=False),
                             self.zoo)
@@ -201,6 +207,9 @@ class Ladder(Schema):
         folder."""
         rows = [dict(name=r.name, step=r.step, args=r.args, spec=r.spec, zoo=r.zoo, branch=r.branch, recipe=r.recipe)
                 for r in self.rows]
+        for row, r in zip(rows, self.rows):
+            if r.budget_multiplier is not None:   # only when declared, so older run folders keep their fingerprint
+                row["budget_multiplier"] = str(parse_multiplier(r.budget_multiplier))
         # latency settings change no training record (latencies are re-measured on every invocation)
         proxy = {k: v for k, v in asdict(self.proxy).items() if not k.startswith("latency_")}
         return json.loads(json.dumps(dict(base=self.base, recipe=self.recipe, rows=rows, proxy=proxy),
@@ -270,6 +279,7 @@ class ResolvedRow:
     spec: ArchSpec
     recipe: str
     parent: int | None               # the adopted row this one is compared with; None for the first
+    budget_multiplier: Fraction = Fraction(1)   # of the proxy budget: the row's own, else its recipe's
 
     @property
     def name(self) -> str:
@@ -282,6 +292,10 @@ class ResolvedRow:
         if self.index == 0:
             return "base"
         return "branch" if self.row.branch else ("rung" if self.row.zoo else "step")
+
+    def budget(self, proxy: ProxySetting) -> Budget:
+        """The budget this row trains with: the proxy's, times the row's multiplier."""
+        return proxy.budget.scaled(self.budget_multiplier)
 
 
 def _merge(base: Any, override: Any, path: str) -> Any:
@@ -342,15 +356,24 @@ def resolve_ladder(ladder: Ladder) -> tuple[ResolvedRow, ...]:
         spec = _row_spec(row, adopted, path, ladder.file)
         step_recipe = ABLATION_STEPS.get(row.step).recipe if row.step else None
         row_recipe = row.recipe or step_recipe or recipe
+        multiplier = _row_multiplier(ladder, row, row_recipe, path)
         try:
             proxy_spec(spec, ladder.proxy, num_classes=10, in_chans=ladder.proxy.in_chans or 3)
         except SpecError as err:
             raise SpecError(f"{path}", f"cannot be reduced to the proxy ({err})", show_value=False,
                             file=ladder.file) from None
-        out.append(ResolvedRow(i, row, spec, row_recipe, adopted_index))
+        out.append(ResolvedRow(i, row, spec, row_recipe, adopted_index, multiplier))
         if not row.branch:
             adopted, adopted_index, recipe = spec, i, row_recipe
     return tuple(out)
+
+
+def _row_multiplier(ladder: Ladder, row: LadderRow, recipe: str, path: str) -> Fraction:
+    """The row's budget multiplier: its own, else the one its recipe declares."""
+    if row.budget_multiplier is not None:
+        return parse_multiplier(row.budget_multiplier, f"{path}.budget_multiplier")
+    from archlab.measure.recipes import get_recipe
+    return get_recipe(ladder.proxy.recipes.get(recipe, recipe)).multiplier
 
 
 def reduce_spec(spec: ArchSpec, *, width: float = 1.0, depth: float = 1.0) -> ArchSpec:

@@ -23,7 +23,7 @@ from archlab.arch.spec import ArchSpec
 from archlab.core.errors import ArchlabError, SpecError
 from archlab.core.files import atomic_write, atomic_write_text
 
-__all__ = ["CSV_COLUMNS", "default_out", "read_records", "run_ablation", "write_report"]
+__all__ = ["CSV_COLUMNS", "budget_images", "default_out", "read_records", "run_ablation", "write_report"]
 
 
 # --- records (results.jsonl) ---------------------------------------------------------------------------
@@ -128,13 +128,16 @@ def run_ablation(ladder: Ladder | str | Path, *, out: str | Path | None = None, 
     # the class count comes from the run folder if it has one, else from the data
     num_classes = _stored_num_classes(out_dir) or data.num_classes(full=train)
     m = _measure(rows, p, num_classes, data.in_chans, threads)
+    n_train = len(data.get().train) if train else None
+    images = {r.index: budget_images(r, p, n_train) for r in rows}
     records = read_records(out_dir / "results.jsonl") if out_dir is not None else []
     trained_now = 0
     if train and out_dir is not None:
         trained_now = _train_missing(ladder, rows, m.proxies, records, seeds, data.get, out_dir, threads,
-                                     log or (lambda _m: None))
+                                     log or (lambda _m: None), images)
         records = read_records(out_dir / "results.jsonl")
-    steps = summarize_steps(rows, m.costs, m.proxies, m.proxy_costs, m.latencies, records, seeds)
+    steps = summarize_steps(rows, m.costs, m.proxies, m.proxy_costs, m.latencies, records, seeds,
+                            budget_images=images)
     counted = {(s.step, s.proxy_arch_id) for s in steps}
     train_wall = sum(float(rec.get("wall_s", 0.0)) for rec in records
                      if (rec["step"], rec.get("arch_id")) in counted and rec["seed"] in set(seeds))
@@ -197,6 +200,21 @@ def _measure(rows: Sequence[ResolvedRow], p: ProxySetting, num_classes: int, in_
                                       max_seconds=p.latency_seconds) for i, spec in proxies.items()})
 
 
+def budget_images(row: ResolvedRow, proxy: ProxySetting, n_train: int | None) -> int | None:
+    """The images `row` trains on per seed, as the trainer counts them (whole batches): None when only a time
+    limit bounds it, or when the budget is in epochs and the training-set size is not known (--no-train)."""
+    from archlab.measure.recipes import get_recipe
+    budget = row.budget(proxy)
+    if budget.epochs is not None and n_train is None:
+        return None
+    recipe = get_recipe(proxy.recipes.get(row.recipe, row.recipe))
+    batch = recipe.batch_size if n_train is None else min(recipe.batch_size, n_train)
+    if recipe.mixup > 0 or recipe.cutmix > 0:
+        batch -= batch % 2   # the trainer pairs images for Mixup/CutMix
+    steps = budget.total_steps(n_train or 0, batch)
+    return None if steps is None else steps * batch
+
+
 def _stored_num_classes(out_dir: Path | None) -> int | None:
     """The class count an earlier invocation wrote into the run folder's ablation.json, if any."""
     if out_dir is None:
@@ -209,22 +227,27 @@ def _stored_num_classes(out_dir: Path | None) -> int | None:
 
 def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping[int, ArchSpec],
                    records: Sequence[Mapping[str, Any]], seeds: Sequence[int], get_data: Callable[[], Any],
-                   out_dir: Path, threads: int, say: Log) -> int:
-    """Train every (row, seed) without a matching record, seed-major so a whole ladder lands early; the count."""
+                   out_dir: Path, threads: int, say: Log, images: Mapping[int, int | None]) -> int:
+    """Train every (row, seed) without a matching record, seed-major so a whole ladder lands early; the count.
+
+    A record matches by row name, seed, proxy arch_id, recipe and (where it states one) the images it trained
+    on, so a row whose budget changed trains again.
+    """
     from archlab.measure.recipes import get_recipe
     from archlab.measure.train import train
 
     p = ladder.proxy
-    done = {(rec["step"], rec["seed"], rec.get("arch_id"), rec.get("recipe")) for rec in records}
-    budget = p.budget
+    done = {(rec["step"], rec["seed"], rec.get("arch_id"), rec.get("recipe"), rec.get("budget_images"))
+            for rec in records}
     todo = [(seed, r) for seed in seeds for r in rows
-            if (r.name, seed, proxies[r.index].arch_id, r.recipe) not in done]
+            if not {(r.name, seed, proxies[r.index].arch_id, r.recipe, n) for n in (None, images[r.index])} & done]
     if len(todo) < len(seeds) * len(rows):
         say(f"{ladder.name}: resuming {out_dir}: {len(seeds) * len(rows) - len(todo)} of "
             f"{len(seeds) * len(rows)} (row, seed) results kept")
     data = get_data() if todo else None
     for k, (seed, r) in enumerate(todo, 1):
         recipe = get_recipe(p.recipes.get(r.recipe, r.recipe))
+        budget = r.budget(p)
         result = train(proxies[r.index], data, recipe=recipe, budget=budget, seed=seed, device=p.device,
                        threads=threads)
         record = {"step": r.name, "index": r.index, "seed": seed, "arch_id": proxies[r.index].arch_id,
@@ -233,7 +256,8 @@ def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping
                   "images_seen": result.images_seen, "wall_s": result.wall_s, "train_s": result.train_s,
                   "images_per_s": result.images_per_s, "memory_format": result.memory_format,
                   "history": [asdict(h) for h in result.history], "dataset": p.dataset, "img_size": p.img_size,
-                  "budget": p.budget.limits(), "finished": datetime.now().isoformat(timespec="seconds")}
+                  "budget": budget.limits(), "budget_multiplier": str(r.budget_multiplier),
+                  "budget_images": images[r.index], "finished": datetime.now().isoformat(timespec="seconds")}
         _append_record(out_dir / "results.jsonl", record)
         say(f"[{k}/{len(todo)}] seed {seed} {r.index:>2} {r.name}: top-1 {record['top1']:.2f}% "
             f"({result.wall_s:.0f} s)")
@@ -242,7 +266,8 @@ def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping
 
 # --- writing -------------------------------------------------------------------------------------------
 
-CSV_COLUMNS = ("index", "step", "kind", "parent", "recipe", "params", "macs", "img_size", "paper_gflops",
+CSV_COLUMNS = ("index", "step", "kind", "parent", "recipe", "budget_multiplier", "budget_images", "params", "macs",
+               "img_size", "paper_gflops",
                "macs_vs_paper", "paper_top1", "paper_top1_std", "proxy_params", "proxy_macs", "latency_ms",
                "latency_p90_ms",
                "top1_mean", "top1_std", "n_seeds", "delta", "delta_se", "paper_delta", "direction", "within_noise",

@@ -53,6 +53,8 @@ class StepSummary:
     within_noise: bool | None        # |delta| < 2 * delta_se
     note: str = ""
     ceiling: str = ""
+    budget_multiplier: float = 1.0   # of the proxy budget (the paper's 300/90 for rows on the modern recipe)
+    budget_images: int | None = None  # images the row trains on per seed (None: only a time limit bounds it)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -113,16 +115,28 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
 
 
+def _same_budget(record: Mapping[str, Any], images: int | None) -> bool:
+    """Whether a record was trained on the row's budget (records and rows that do not state one match)."""
+    return images is None or record.get("budget_images") in (None, images)
+
+
 def summarize_steps(rows: Sequence[ResolvedRow], costs: Mapping[int, Any], proxies: Mapping[int, ArchSpec],
                     proxy_costs: Mapping[int, Any], latencies: Mapping[int, Any],
-                    records: Sequence[Mapping[str, Any]], seeds: Sequence[int]) -> list[StepSummary]:
-    """Per-row summaries from measured costs, latencies and training records (only the chosen seeds count)."""
+                    records: Sequence[Mapping[str, Any]], seeds: Sequence[int], *,
+                    budget_images: Mapping[int, int | None] | None = None) -> list[StepSummary]:
+    """Per-row summaries from measured costs, latencies and training records (only the chosen seeds count).
+
+    `budget_images` (by row index) is the images each row trains on; a record that states another count was
+    trained under another budget and is not counted.
+    """
     wanted = set(seeds)
+    images = dict(budget_images or {})
     top1: dict[int, list[float]] = {r.index: [] for r in rows}
     for rec in records:
         for r in rows:
             if rec["step"] == r.name and rec.get("arch_id") == proxies[r.index].arch_id \
-                    and rec.get("recipe") == r.recipe and rec["seed"] in wanted:
+                    and rec.get("recipe") == r.recipe and rec["seed"] in wanted \
+                    and _same_budget(rec, images.get(r.index)):
                 top1[r.index].append(float(rec["top1"]))
     stats = {i: _mean_std(v) for i, v in top1.items()}
     out = []
@@ -160,7 +174,8 @@ def summarize_steps(rows: Sequence[ResolvedRow], costs: Mapping[int, Any], proxi
             latency_p90_ms=None if latency is None else latency.p90_ms,
             latency_cv=None if latency is None else latency.cv,
             top1_mean=mean, top1_std=std, n_seeds=n, top1_seeds=tuple(top1[r.index]), delta=delta, delta_se=delta_se,
-            paper_delta=paper_delta, direction=direction, within_noise=noise, note=r.row.note, ceiling=r.row.ceiling))
+            paper_delta=paper_delta, direction=direction, within_noise=noise, note=r.row.note, ceiling=r.row.ceiling,
+            budget_multiplier=float(r.budget_multiplier), budget_images=images.get(r.index)))
     return out
 
 

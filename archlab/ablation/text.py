@@ -1,9 +1,15 @@
-"""The ablation replay as text: the step table, the setting, and the agreement verdict in plain words."""
+"""The ablation replay as text: the step table, the setting, and the agreement verdict in plain words; a budget
+sweep's agreement against budget."""
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from archlab.ablation.summary import AblationReport
 
-__all__ = ["format_report"]
+if TYPE_CHECKING:
+    from archlab.ablation.sweep import SweepReport
+
+__all__ = ["format_report", "format_sweep"]
 
 
 def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
@@ -37,6 +43,13 @@ def format_report(report: AblationReport) -> str:
     text.append(f"proxy: {setting['dataset']} at {setting['img_size']} px ({setting['in_chans']} ch), every row "
                 f"reduced to width x{setting['width']:g}, depth x{setting['depth']:g}; budget {budget} per "
                 f"(row, seed); seeds {', '.join(map(str, report.seeds))}")
+    scaled = [s for s in report.steps if s.budget_multiplier != 1.0]
+    if scaled:
+        images = sorted({s.budget_images for s in scaled if s.budget_images is not None})
+        text.append(f"budget multiplier: {len(scaled)} of {len(report.steps)} rows train "
+                    f"{', '.join(sorted({f'x{s.budget_multiplier:.4g}' for s in scaled}))} the budget"
+                    + (f" ({', '.join(f'{n:,}' for n in images)} images per seed)" if images else "")
+                    + " (each row's `note` and `budget_multiplier` say why)")
     text.append(f"params/GMACs: full-size network at 224 px (or @N px), analytic. latency: {setting['latency']} "
                 f"[{setting['device_name']}]")
     text.append("")
@@ -66,3 +79,66 @@ def format_report(report: AblationReport) -> str:
     if report.out:
         text.append(f"Run folder: {report.out}")
     return "\n".join(text)
+
+
+def format_sweep(sweep: SweepReport) -> str:
+    """Agreement vs budget: one line per budget, per-row top-1 per budget, and which steps move toward the
+    paper as the budget grows."""
+    ladder = sweep.ladder
+    base = ", ".join(f"{k} {v:g}" for k, v in ladder.proxy.budget.limits().items())
+    text = [f"{ladder.name}: agreement vs budget (multiples of the ladder's budget: {base} per (row, seed))", ""]
+    head = ["budget", "Spearman", "p", "direction", "beyond 2 SE", "train min"]
+    lines = [head]
+    for p in sweep.points:
+        a = p.report.agreement
+        lines.append([f"x{p.label}", _fmt(a.spearman, "+.2f"), _fmt(a.spearman_p, ".2g"),
+                      f"{a.direction_agree}/{a.direction_total}", f"{p.beyond_noise}/{a.direction_total}",
+                      f"{p.report.train_wall_s / 60:.1f}"])
+    text += _table(lines)
+    text.append("")
+    labels = [f"x{p.label}" for p in sweep.points]
+    rows = [["#", "step", "paper top1", *labels]]
+    for s in sweep.points[0].report.steps:
+        cells = [str(s.index), s.step, _fmt(s.paper_top1, ".2f")]
+        for p in sweep.points:
+            t = p.report.steps[s.index]
+            cells.append("-" if t.top1_mean is None else f"{t.top1_mean:.2f}" +
+                         (f" +- {t.top1_std:.2f}" if t.top1_std is not None else ""))
+        rows.append(cells)
+    text += _table(rows)
+    text.append("")
+    text += _trend_lines(sweep)
+    if sweep.out:
+        text.append(f"Sweep folder: {sweep.out} (one run folder per budget, sweep.json, sweep.csv)")
+    return "\n".join(text)
+
+
+def _table(lines: list[list[str]]) -> list[str]:
+    widths = [max(len(row[i]) for row in lines) for i in range(len(lines[0]))]
+    out = []
+    for i, row in enumerate(lines):
+        out.append("  ".join(cell.ljust(w) if j == 1 else cell.rjust(w)
+                             for j, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            out.append("-" * len(out[-1]))
+    return out
+
+
+def _trend_lines(sweep: SweepReport) -> list[str]:
+    """The honesty lines: which changes move toward the paper as the budget grows, which the proxy cannot
+    resolve, which it contradicts at every budget."""
+    if not any(p.report.trained for p in sweep.points):
+        return ["Not trained (--no-train, or no results yet): agreement vs budget needs training."]
+    first, last = sweep.points[0].label, sweep.points[-1].label
+    toward = [t.step for t in sweep.trends if t.toward is True]
+    away = [t.step for t in sweep.trends if t.toward is False]
+    unresolved = [t.step for t in sweep.trends if t.unresolved]
+    contradicts = [t.step for t in sweep.trends if t.contradicts]
+    out = [f"From budget x{first} to x{last}, the proxy's change moves toward the paper's on {len(toward)} of "
+           f"{len(toward) + len(away)} changes" + (f": {', '.join(toward)}." if toward else "."),
+           f"Not toward the paper (the gap stays or grows): {', '.join(away) or 'none'}."]
+    if len(sweep.points) > 1:
+        out.append(f"Cannot be resolved here (within 2 SE of seed noise at every budget): "
+                   f"{', '.join(unresolved) or 'none'}.")
+        out.append(f"Contradicted beyond noise at every budget: {', '.join(contradicts) or 'none'}.")
+    return out

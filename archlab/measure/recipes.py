@@ -9,13 +9,22 @@ are written as fractions of the budget, so "30 of 90 epochs" stays a third of a 
 archlab's short-budget recipe for search trials (bench/proxy_quality.py measures how well it ranks). The
 learning rate follows the batch size linearly (Goyal et al. 2017) for SGD and by its square root for the
 Adam family, as timm's train.py does. Torch-free until an optimizer name is checked.
+
+The schedule rule (docs/ablation.md, "The recipe at a short budget"): a recipe is the paper's, fixed; only what
+the paper ties to the schedule follows the budget: warm-up as a share of training, the cosine (or step)
+schedule's length, and EMA's horizon (`ema_reference_steps`: the decay is restated so the averaging window
+stays the same share of training). Learning rate, weight decay, augmentation and regularisation strengths do
+not change with the budget. `budget_multiplier` states how much longer than the base row a recipe trains
+(the ConvNeXt paper's 300 of 90 epochs), exactly as a fraction.
 """
 from __future__ import annotations
 
 import math
+import re
 import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,7 +32,8 @@ from archlab.core.errors import SpecError, did_you_mean
 from archlab.core.registry import Registry
 from archlab.core.schema import Range, Schema, load_document
 
-__all__ = ["AUGMENTATIONS", "RECIPES", "SCHEDULES", "Budget", "Recipe", "get_recipe", "lr_factor", "recipe_names"]
+__all__ = ["AUGMENTATIONS", "MAX_MULTIPLIER", "RECIPES", "SCHEDULES", "Budget", "Recipe", "ema_decay", "get_recipe",
+           "lr_factor", "parse_multiplier", "recipe_names"]
 
 Schedule = Literal["cosine", "step", "constant"]
 Augmentation = Literal["none", "flip", "crop_flip", "randaugment"]
@@ -33,6 +43,38 @@ LrScale = Literal["linear", "sqrt", "none"]
 LR_SCALES = typing.get_args(LrScale)
 Batch = Annotated[int, Range(gt=0, le=2 ** 20)]
 NonNegative = Annotated[float, Range(ge=0)]
+
+
+MAX_MULTIPLIER = 10 ** 4          # a budget 10,000x the base row's is a typo, not a replay
+_RATIO = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(\d+(?:\.\d+)?)\s*$")
+
+
+def parse_multiplier(value: float | str, path: str = "budget_multiplier") -> Fraction:
+    """A budget multiplier as an exact fraction: a positive finite number (3.5) or a ratio string ("300/90").
+
+    The string form keeps the paper's ratio exact (300/90 is not 3.3333), so 9,216 images x 300/90 is 30,720.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise SpecError(path, "must be a positive number or a ratio string such as \"300/90\"", value)
+    if isinstance(value, str):
+        ratio = _RATIO.match(value)
+        if ratio is None:
+            try:
+                number = Fraction(value.strip())
+            except (ValueError, ZeroDivisionError):
+                raise SpecError(path, "must be a positive number or a ratio string such as \"300/90\"",
+                                value) from None
+        elif Fraction(ratio.group(2)) == 0:
+            raise SpecError(path, "must not divide by zero", value)
+        else:
+            number = Fraction(ratio.group(1)) / Fraction(ratio.group(2))
+    elif not math.isfinite(value):
+        raise SpecError(path, "must be a finite number", value)
+    else:
+        number = Fraction(str(value))   # the decimal as written (3.3333), not its binary float
+    if not 0 < number <= MAX_MULTIPLIER:
+        raise SpecError(path, f"must be > 0 and <= {MAX_MULTIPLIER}", value)
+    return number
 
 
 def _known_optimizers() -> list[str]:
@@ -68,9 +110,14 @@ class Recipe(Schema):
     ema: float = 0.0                 # EMA decay of the weights (timm ModelEmaV3 with warm-up); 0 disables
     grad_clip: float | None = None   # max global gradient norm; None disables
     zero_init_last: bool = False     # residual branches start at zero (Goyal et al. 2017 "zero gamma", timm)
+    # the schedule length (optimizer steps) at which `ema` is stated; the decay is restated for the steps a
+    # budget allows so the EMA's horizon stays the same share of training. None: `ema` used as is
+    ema_reference_steps: Annotated[int, Range(gt=0, le=10 ** 9)] | None = None
+    budget_multiplier: float | str = 1   # training length relative to the ladder's base row ("300/90")
 
     def __post_init__(self) -> None:
         self._normalise()
+        parse_multiplier(self.budget_multiplier)
         known = _known_optimizers()
         if self.optimizer not in known:
             raise SpecError("optimizer", "must be a timm optimizer name" + did_you_mean(self.optimizer, known,
@@ -97,6 +144,11 @@ class Recipe(Schema):
         """The peak learning rate for `batch_size` (default: the recipe's), scaled from `lr_base_batch`."""
         ratio = (batch_size or self.batch_size) / self.lr_base_batch
         return self.lr * {"linear": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}[self.lr_scale]
+
+    @property
+    def multiplier(self) -> Fraction:
+        """`budget_multiplier` as an exact fraction."""
+        return parse_multiplier(self.budget_multiplier)
 
     def replace(self, **changes: Any) -> Recipe:
         """A copy with `changes` applied (validated again)."""
@@ -132,6 +184,24 @@ class Budget(Schema):
         limits += [round(self.images / batch)] if self.images is not None else []
         return max(1, min(limits)) if limits else None
 
+    def scaled(self, multiplier: Fraction | float | str) -> Budget:
+        """Every limit times `multiplier` (images rounded half up to a whole image)."""
+        m = multiplier if isinstance(multiplier, Fraction) else parse_multiplier(multiplier)
+        if m == 1:
+            return self
+        images = None if self.images is None else max(1, math.floor(self.images * m + Fraction(1, 2)))
+        return Budget(epochs=None if self.epochs is None else float(self.epochs * m), images=images,
+                      seconds=None if self.seconds is None else float(self.seconds * m))
+
+
+def ema_decay(recipe: Recipe, total_steps: int | None) -> float:
+    """The per-step EMA decay for a run of `total_steps`: the recipe's, restated so that the EMA's horizon
+    (1 / (1 - decay) steps) is the same share of training as at `ema_reference_steps`."""
+    if recipe.ema <= 0 or recipe.ema_reference_steps is None or not total_steps:
+        return recipe.ema
+    horizon = total_steps / (recipe.ema_reference_steps * (1.0 - recipe.ema))
+    return max(0.0, 1.0 - 1.0 / horizon) if horizon > 1.0 else 0.0
+
 
 def lr_factor(recipe: Recipe, progress: float) -> float:
     """Learning-rate multiplier of the peak at `progress` in [0, 1] of the budget (warm-up, then the schedule)."""
@@ -158,13 +228,17 @@ def classic() -> Recipe:
                   augmentation="crop_flip")
 
 
+# the paper's schedule in optimizer steps: 300 epochs of ImageNet-1K's 1,281,167 images at batch 4096
+_CONVNEXT_STEPS = 300 * (1_281_167 // 4096)
+
+
 @RECIPES.register("modern")
 def modern() -> Recipe:
     """ConvNeXt Table 5: AdamW 4e-3 @ 4096, wd 0.05, cosine, 20/300 warm-up, RA, Mixup/CutMix, LS 0.1, SD 0.1."""
     return Recipe(name="modern", optimizer="adamw", lr=4e-3, lr_base_batch=4096, lr_scale="sqrt", batch_size=128,
                   betas=(0.9, 0.999), weight_decay=0.05, schedule="cosine", warmup=20 / 300, min_lr_ratio=0.0,
                   label_smoothing=0.1, mixup=0.8, cutmix=1.0, random_erasing=0.25, augmentation="randaugment",
-                  drop_path=0.1, ema=0.0)
+                  drop_path=0.1, ema=0.0, ema_reference_steps=_CONVNEXT_STEPS)
 
 
 @RECIPES.register("proxy")

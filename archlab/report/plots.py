@@ -237,7 +237,8 @@ def ablation_top1_figure(run: AblationRun, *, title: str = "") -> go.Figure:
             continue
         values = {i: (None if np.isnan(v) else float(v)) for i, v in t[col].items()}
         main = [i for i in paths.main if values.get(i) is not None]
-        err = [float(t.at[i, std]) if t.at[i, std] == t.at[i, std] else 0.0 for i in main]
+        # a column with no std at all (a paper without per-row std) holds None, not NaN
+        err = [float(v) if v is not None and v == v else 0.0 for v in (t.at[i, std] for i in main)]
         dash = "solid" if not secondary else "dash"
         fig.add_trace(go.Scatter(
             x=main, y=[values[i] for i in main], mode="lines+markers", name=label + " (adopted rows)",
