@@ -30,7 +30,7 @@ from archlab.core.errors import ArchlabError
 from archlab.measure.augment import BatchAugment, make_mixup, make_random_erasing
 from archlab.measure.data import DataSplits, cache_home
 from archlab.measure.latency import JsonStore, MeasurementGate, device_name, measurement_lock
-from archlab.measure.recipes import RECIPES, Budget, Recipe, get_recipe, lr_factor
+from archlab.measure.recipes import RECIPES, Budget, Recipe, ema_decay, get_recipe, lr_factor
 from archlab.nn.build import build_model
 
 __all__ = ["RECIPES", "Budget", "DivergedError", "EpochReport", "Recipe", "TrainOptions", "TrainResult",
@@ -368,7 +368,8 @@ class _TrainLoop:
         self.ema = None
         if recipe.ema > 0:
             from timm.utils import ModelEmaV3
-            self.ema = ModelEmaV3(self.model, decay=recipe.ema, use_warmup=True)
+            # the horizon is a share of training (docs/ablation.md): the decay follows the budget's length
+            self.ema = ModelEmaV3(self.model, decay=ema_decay(recipe, self.total_steps), use_warmup=True)
         self.step_model: nn.Module = torch.compile(self.model) if self.opts.compile else self.model
         if self.mixup is not None:
             from timm.loss import SoftTargetCrossEntropy
