@@ -133,8 +133,9 @@ def run_ablation(ladder: Ladder | str | Path, *, out: str | Path | None = None, 
     records = read_records(out_dir / "results.jsonl") if out_dir is not None else []
     trained_now = 0
     if train and out_dir is not None:
-        trained_now = _train_missing(ladder, rows, m.proxies, records, seeds, data.get, out_dir, threads,
-                                     log or (lambda _m: None), images)
+        job = _Training(ladder=ladder, rows=rows, proxies=m.proxies, images=images, get_data=data.get,
+                        threads=threads)
+        trained_now = _train_missing(job, records, seeds, out_dir, log or (lambda _m: None))
         records = read_records(out_dir / "results.jsonl")
     steps = summarize_steps(rows, m.costs, m.proxies, m.proxy_costs, m.latencies, records, seeds,
                             budget_images=images)
@@ -225,9 +226,20 @@ def _stored_num_classes(out_dir: Path | None) -> int | None:
         return None
 
 
-def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping[int, ArchSpec],
-                   records: Sequence[Mapping[str, Any]], seeds: Sequence[int], get_data: Callable[[], Any],
-                   out_dir: Path, threads: int, say: Log, images: Mapping[int, int | None]) -> int:
+@dataclass(frozen=True, slots=True)
+class _Training:
+    """What the missing (row, seed) pairs train with: rows, their proxy specs and image budgets, data, threads."""
+
+    ladder: Ladder
+    rows: Sequence[ResolvedRow]
+    proxies: Mapping[int, ArchSpec]
+    images: Mapping[int, int | None]
+    get_data: Callable[[], Any]
+    threads: int
+
+
+def _train_missing(job: _Training, records: Sequence[Mapping[str, Any]], seeds: Sequence[int], out_dir: Path,
+                   say: Log) -> int:
     """Train every (row, seed) without a matching record, seed-major so a whole ladder lands early; the count.
 
     A record matches by row name, seed, proxy arch_id, recipe and (where it states one) the images it trained
@@ -236,6 +248,7 @@ def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping
     from archlab.measure.recipes import get_recipe
     from archlab.measure.train import train
 
+    ladder, rows, proxies, images, threads = job.ladder, job.rows, job.proxies, job.images, job.threads
     p = ladder.proxy
     done = {(rec["step"], rec["seed"], rec.get("arch_id"), rec.get("recipe"), rec.get("budget_images"))
             for rec in records}
@@ -244,7 +257,7 @@ def _train_missing(ladder: Ladder, rows: Sequence[ResolvedRow], proxies: Mapping
     if len(todo) < len(seeds) * len(rows):
         say(f"{ladder.name}: resuming {out_dir}: {len(seeds) * len(rows) - len(todo)} of "
             f"{len(seeds) * len(rows)} (row, seed) results kept")
-    data = get_data() if todo else None
+    data = job.get_data() if todo else None
     for k, (seed, r) in enumerate(todo, 1):
         recipe = get_recipe(p.recipes.get(r.recipe, r.recipe))
         budget = r.budget(p)

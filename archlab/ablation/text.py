@@ -16,9 +16,8 @@ def _fmt(value: float | None, spec: str, missing: str = "-") -> str:
     return missing if value is None else format(value, spec)
 
 
-def format_report(report: AblationReport) -> str:
-    """The replay as a readable table, the setting, and the agreement verdict in plain words."""
-    ladder, setting = report.ladder, report.setting
+def _step_table(report: AblationReport) -> list[str]:
+    """One aligned line per row under a header and a rule."""
     head = ["#", "step", "kind", "params", "GMACs", "paper", "vs paper", "lat ms", "cv", "paper top1", "proxy top1",
             "d proxy", "d paper", "dir"]
     lines: list[list[str]] = [head]
@@ -36,6 +35,18 @@ def format_report(report: AblationReport) -> str:
                       _fmt(s.paper_gflops, ".2f"), vs, _fmt(s.latency_ms, ".2f"), _fmt(s.latency_cv, ".2f"),
                       _fmt(s.paper_top1, ".2f"), proxy_top1, d_proxy, _fmt(s.paper_delta, "+.2f"), direction])
     widths = [max(len(row[i]) for row in lines) for i in range(len(head))]
+    text: list[str] = []
+    for i, row in enumerate(lines):
+        text.append("  ".join(cell.rjust(w) if j not in (1, 2) else cell.ljust(w)
+                              for j, (cell, w) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            text.append("-" * len(text[-1]))
+    return text
+
+
+def format_report(report: AblationReport) -> str:
+    """The replay as a readable table, the setting, and the agreement verdict in plain words."""
+    ladder, setting = report.ladder, report.setting
     text = [f"{ladder.name}: {ladder.title}" if ladder.title else ladder.name]
     if ladder.source:
         text.append(f"paper: {ladder.source}")
@@ -53,11 +64,7 @@ def format_report(report: AblationReport) -> str:
     text.append(f"params/GMACs: full-size network at 224 px (or @N px), analytic. latency: {setting['latency']} "
                 f"[{setting['device_name']}]")
     text.append("")
-    for i, row in enumerate(lines):
-        text.append("  ".join(cell.rjust(w) if j not in (1, 2) else cell.ljust(w)
-                              for j, (cell, w) in enumerate(zip(row, widths))).rstrip())
-        if i == 0:
-            text.append("-" * len(text[-1]))
+    text.extend(_step_table(report))
     notes = [f"  * {s.step}: {s.gflops_note}" for s in report.steps if s.gflops_note]
     if notes:
         text.append("")
