@@ -7,8 +7,9 @@ torch seed --seed, and scored by every registered proxy on the same minibatches 
 data; the aggregates are formed over the 144 networks. Reported per proxy: Spearman and Kendall (tau-b)
 against top-1 with 95% percentile bootstrap intervals over networks, the paired bootstrap interval of its
 Spearman minus each baseline's (#params, MACs), whether it beats both (both differences' intervals above 0),
-and its CPU time per network on one thread. Nothing is fitted: no proxy or aggregate has a parameter tuned on
-this table or any other.
+and its time per network on one thread: process CPU time (what it costs on a free core) and wall time
+(which includes waiting for a core when other jobs share the machine). Nothing is fitted: no proxy or
+aggregate has a parameter tuned on this table or any other.
 Run: .venv/bin/python -m bench.proxy_ranking [--seed 0] [--batch-size 32] [--boot 2000] [--limit N]
 (writes bench/results/proxy_ranking.json)
 """
@@ -105,14 +106,12 @@ def score_table(specs: list[Any], *, seed: int, batch_size: int) -> tuple[dict[s
     batches = proxy_data(data, batch_size=batch_size, seed=seed)
     names = PROXIES.names()
     scores: dict[str, list[float]] = {name: [] for name in names}
-    seconds: dict[str, list[float]] = {name: [] for name in names}
+    seconds: dict[str, list] = {}  # name -> [wall, CPU] seconds per network
     start = time.time()
     for i, spec in enumerate(specs, start=1):
-        times: dict[str, float] = {}
-        (row,) = score_specs([spec], batches, names, seed=seed, times=times)
+        (row,) = score_specs([spec], batches, names, seed=seed, times=seconds)
         for name in names:
             scores[name].append(float(row[name]))
-            seconds[name].append(times[name])
         if i % 12 == 0:
             print(f"{i}/{len(specs)} networks scored ({time.time() - start:.0f} s)", flush=True)
     for name in AGGREGATES.names():
@@ -138,8 +137,9 @@ def main() -> None:
                           boot=args.boot, seed=args.seed)
     for name, row in result.items():
         if name in seconds:
-            ms = [s * 1000 for s in seconds[name]]
-            row.update(ms_median=statistics.median(ms), ms_p90=float(np.percentile(ms, 90)), ms_max=max(ms))
+            wall, cpu = ([pair[k] * 1000 for pair in seconds[name]] for k in (0, 1))
+            row.update(cpu_ms_median=statistics.median(cpu), cpu_ms_p90=float(np.percentile(cpu, 90)),
+                       cpu_ms_max=max(cpu), wall_ms_median=statistics.median(wall), wall_ms_max=max(wall))
     print(format_table(result))
     beats = [n for n, r in result.items() if r["beats_baselines"]]
     print("beat both baselines (paired 95% interval of the Spearman difference above 0): "
@@ -155,11 +155,12 @@ def main() -> None:
 def format_table(result: dict[str, dict]) -> str:
     """The measured table as text, one row per proxy."""
     lines = [f"{'proxy':17} {'Spearman':>8} {'95% CI':>15} {'Kendall':>8} {'95% CI':>15} "
-             f"{'-params CI':>15} {'-MACs CI':>15} {'ms med':>7} {'ms max':>7}"]
+             f"{'-params CI':>15} {'-MACs CI':>15} {'CPU ms':>7} {'p90':>5} {'max':>5} {'wall ms':>7}"]
     for name, r in result.items():
         def ci(key: str, r: dict = r) -> str:
             return f"[{r[key][0]:+.2f}, {r[key][1]:+.2f}]"
-        ms = f"{r['ms_median']:7.0f} {r['ms_max']:7.0f}" if "ms_median" in r else f"{'-':>7} {'-':>7}"
+        ms = (f"{r['cpu_ms_median']:7.0f} {r['cpu_ms_p90']:5.0f} {r['cpu_ms_max']:5.0f} {r['wall_ms_median']:7.0f}"
+              if "cpu_ms_median" in r else f"{'-':>7} {'-':>5} {'-':>5} {'-':>7}")
         lines.append(f"{name:17} {r['spearman']:+8.3f} {ci('spearman_ci'):>15} {r['kendall']:+8.3f} "
                      f"{ci('kendall_ci'):>15} {ci('minus_params_ci'):>15} {ci('minus_macs_ci'):>15} {ms}")
     return "\n".join(lines)

@@ -68,15 +68,19 @@ def resolve_names(names: Sequence[str] | None) -> tuple[list[str], list[str]]:
 
 
 def score_model(model: torch.nn.Module, data: ProxyData, names: Sequence[str], *,
-                times: dict[str, float] | None = None) -> dict[str, float]:
-    """Every proxy in `names` on one network; each proxy's seconds are added to `times` when given."""
+                times: dict[str, list[float]] | None = None) -> dict[str, float]:
+    """Every proxy in `names` on one network; with `times`, each proxy's [wall, CPU] seconds are appended.
+
+    The process CPU time is what a proxy costs on one thread even while other jobs share the cores (the wall
+    time then includes waiting for a core).
+    """
     scores = {}
     for name in names:
         fn = PROXIES.lookup(name)
-        start = time.perf_counter()
+        wall, cpu = time.perf_counter(), time.process_time()
         scores[name] = fn(model, data)
         if times is not None:
-            times[name] = times.get(name, 0.0) + time.perf_counter() - start
+            times.setdefault(name, []).append([time.perf_counter() - wall, time.process_time() - cpu])
     return scores
 
 
@@ -88,7 +92,7 @@ def _check_fit(spec: ArchSpec, data: ProxyData) -> None:
 
 
 def score_specs(specs: Sequence[ArchSpec], data: ProxyData, names: Sequence[str] | None = None, *,
-                seed: int = 0, times: dict[str, float] | None = None) -> list[dict[str, Any]]:
+                seed: int = 0, times: dict[str, list[float]] | None = None) -> list[dict[str, Any]]:
     """One row per spec: arch_id, params, MACs and every requested proxy and aggregate (higher = better).
 
     Each network is built after torch.manual_seed(seed); a network that cannot run on the data's input
