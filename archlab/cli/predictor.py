@@ -7,6 +7,9 @@ import sys
 
 from archlab.cli import options
 
+# 0 and 1 parse, so that the library says in one line why they are too few for a fit or an evaluation
+_networks = options.int_in(0, options.MAX_SAMPLES, "a number of networks")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `predictor` (fit, eval, predict)."""
@@ -15,7 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     f = psub.add_parser("fit", help="measure N networks of a space here (or import a CSV) and fit the predictors")
     f.add_argument("space", metavar="SPACE", help="search-space YAML file")
-    f.add_argument("-n", type=options.samples, default=None, metavar="N", help="networks to measure (at least 4)")
+    f.add_argument("-n", type=_networks, default=None, metavar="N", help="networks to measure (at least 4)")
     f.add_argument("--seed", type=options.seed, default=0, help="sampling seed (default 0)")
     f.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]")
     f.add_argument("--threads", type=options.threads, default=1, help="CPU threads (default 1)")
@@ -38,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     e = psub.add_parser("eval", help="measure M new networks twice; errors per kind beside the repeatability")
     e.add_argument("file", metavar="FILE", help="a predictor file fitted on this machine")
-    e.add_argument("-n", type=options.samples, required=True, metavar="M", help="new networks to measure (>= 2)")
+    e.add_argument("-n", type=_networks, required=True, metavar="M", help="new networks to measure (at least 2)")
     e.add_argument("--seed", type=options.seed, default=None,
                    help="sampling seed (default: the fit's seed + 1,000,003, a stream apart from the fit's)")
     e.add_argument("--space", default=None, help="the space file (default: the one the fit recorded)")

@@ -46,6 +46,7 @@ __all__ = ["EVAL_SEED_OFFSET", "FitOptions", "evaluate", "fit_from_csv", "fit_pr
            "format_fit", "load_space_file", "rank_metrics", "sample_networks"]
 
 EVAL_SEED_OFFSET = 1_000_003   # eval draws from seed + this unless told: a stream apart from the fit's
+_NO_VALID_AFTER = 500          # draws after which a space with no valid network at this input is given up
 MIN_NETWORKS = 4               # the fewest networks a fit (with its cross-validation) accepts
 Progress = Callable[[str], None]
 
@@ -91,18 +92,20 @@ def sample_networks(space: SearchSpace, n: int, *, seed: int, img_size: int | No
     `exclude` are skipped. A space none of whose draws is a valid network at this input is an ArchlabError."""
     if n < 1:
         raise ArchlabError(f"the number of networks must be >= 1, got {n}")
-    seen, out, first_error = set(exclude), [], None
+    seen, out, first_error, valid = set(exclude), [], None, 0
     limit = max(2000, 500 * n)
     for tries, (params, spec) in enumerate(space.candidates(seed=seed, img_size=img_size, in_chans=in_chans,
                                                             num_classes=num_classes), start=1):
         if spec is None and first_error is None:
             first_error = _decode_error(space, params, img_size, in_chans, num_classes)
+        valid += spec is not None
         if spec is not None and spec.arch_id not in seen and not space.violations(spec):
             seen.add(spec.arch_id)
             out.append(spec)
             if len(out) == n:
                 return out
-        if tries >= limit:
+        if tries >= limit or (tries >= _NO_VALID_AFTER and not valid):
+            limit = tries
             break
     where = f"{space.file}: " if space.file else ""
     size = f" at --img-size {img_size}" if img_size else ""

@@ -32,8 +32,8 @@ from archlab.nn.build import ArchNet, build_model
 from archlab.nn.layers import ACT_LAYERS
 
 __all__ = ["FORMAT", "KINDS", "NETWORK_FEATURES", "PART_FEATURES", "VERSION", "LatencyPredictor", "Part",
-           "decompose", "fit_gbm", "fit_ridge", "load_predictor", "lookup_parts", "network_features", "part_features",
-           "part_modules", "predict_latency", "predict_model", "space_hash", "write_predictor"]
+           "decompose", "fit_gbm", "fit_ridge", "gbm_to_json", "load_predictor", "lookup_parts", "network_features",
+           "part_features", "part_modules", "predict_latency", "predict_model", "space_hash", "write_predictor"]
 
 FORMAT = "archlab-latency-predictor"
 VERSION = 1
@@ -198,19 +198,24 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict[str,
 
 
 def fit_gbm(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], seed: int) -> dict[str, Any]:
-    """Gradient-boosted regression trees (scikit-learn), written out as arrays: no pickle."""
+    """Gradient-boosted regression trees (scikit-learn, squared error), written out as arrays: no pickle."""
     from sklearn.ensemble import GradientBoostingRegressor
-    model = GradientBoostingRegressor(n_estimators=300, max_depth=3, learning_rate=0.05, subsample=0.8,
+    model = GradientBoostingRegressor(n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8,
                                       min_samples_leaf=3, random_state=seed).fit(x, y)
+    return gbm_to_json(model, names)
+
+
+def gbm_to_json(model: Any, names: tuple[str, ...]) -> dict[str, Any]:
+    """A fitted squared-error GradientBoostingRegressor as plain numbers: its initial value and every tree's arrays."""
     trees = []
     for (est,) in model.estimators_:
         t = est.tree_
         trees.append({"left": t.children_left.tolist(), "right": t.children_right.tolist(),
                       "feature": t.feature.tolist(), "threshold": t.threshold.tolist(),
                       "value": t.value[:, 0, 0].tolist()})
-    # the initial estimate is the mean of y (the squared-error loss's DummyRegressor)
+    # the squared-error loss starts from a constant (a DummyRegressor predicting the mean of y)
     init = float(np.asarray(model.init_.constant_).ravel()[0])
-    return {"type": "gbm", "features": list(names), "init": init, "learning_rate": model.learning_rate,
+    return {"type": "gbm", "features": list(names), "init": init, "learning_rate": float(model.learning_rate),
             "trees": trees}
 
 
