@@ -6,7 +6,6 @@ statistics, top1, epochs run, wall time, error. The Pareto set and the hypervolu
 """
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from archlab.core.files import atomic_write
 from archlab.search.pareto import default_reference, hypervolume_history, pareto_mask
 
 __all__ = ["STATE_ATTR", "TABLE_STATES", "TRIAL_ATTRS", "front_table", "hypervolume_table", "load_table", "load_trials",
@@ -47,13 +47,10 @@ def load_trials(optuna_study: Any, metric_names: Sequence[str]) -> pd.DataFrame:
 
 
 def write_table(table: pd.DataFrame, run_dir: str | Path) -> None:
-    """Write trials.csv and trials.parquet atomically (temp file, then os.replace)."""
+    """Write trials.csv and trials.parquet, each atomically (archlab.core.files)."""
     run_dir = Path(run_dir)
-    for name, write in (("trials.csv", lambda p: table.to_csv(p, index=False)),
-                        ("trials.parquet", lambda p: table.to_parquet(p, index=False))):
-        tmp = run_dir / f".{name}.tmp"
-        write(tmp)
-        os.replace(tmp, run_dir / name)
+    atomic_write(run_dir / "trials.csv", lambda tmp: table.to_csv(tmp, index=False))
+    atomic_write(run_dir / "trials.parquet", lambda tmp: table.to_parquet(tmp, index=False))
 
 
 def load_table(run_dir: str | Path) -> pd.DataFrame:

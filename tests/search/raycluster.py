@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +158,31 @@ def _stop(procs: list[subprocess.Popen], tmpdir: str, grace_s: float = 15.0) -> 
             os.kill(pid, signal.SIGKILL)
 
 
+def _fresh_token(root: str) -> dict[str, str]:
+    """A new token file (mode 600) under `root`; the environment that makes Ray use it."""
+    Path(root).mkdir(parents=True, exist_ok=True)
+    token_file = Path(root) / "auth_token"
+    token_file.write_text(secrets.token_hex(32))
+    token_file.chmod(0o600)
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+
+
+def _start_head(start: Callable[[list[str], str], tuple[subprocess.Popen, Path]], procs: list[subprocess.Popen],
+                root: str, deadline: float) -> str:
+    """Start the head node on a free port; its address."""
+    for attempt in range(3):            # the free port can be taken between the probe and the bind
+        port = _free_port()
+        try:
+            _wait_started(*start(["--head", f"--port={port}", "--include-dashboard=false"], "head"), deadline)
+            return f"{LOOPBACK}:{port}"
+        except RuntimeError:
+            _stop(procs, root)
+            procs.clear()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable: the third failed attempt raised")
+
+
 @contextlib.contextmanager
 def local_cluster(n_nodes: int = 2, cpus_per_node: int = 1, tmpdir: str | os.PathLike[str] | None = None, *,
                   object_store_mb: int = 128, timeout_s: float = 120.0) -> Iterator[str]:
@@ -173,11 +198,7 @@ def local_cluster(n_nodes: int = 2, cpus_per_node: int = 1, tmpdir: str | os.Pat
                            f"{cpus_per_node})")
     made = tmpdir is None
     root = check_tmpdir(tmpdir) or tempfile.mkdtemp(prefix="archlab-ray-", dir="/tmp")
-    Path(root).mkdir(parents=True, exist_ok=True)
-    token_file = Path(root) / "auth_token"
-    token_file.write_text(secrets.token_hex(32))
-    token_file.chmod(0o600)
-    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token_file)}
+    auth = _fresh_token(root)
     saved = {k: os.environ.get(k) for k in (*auth, "RAY_AUTH_TOKEN")}
     env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", "RAY_AUTH_TOKEN", SINGLE_MACHINE_ENV)}
     env.update(auth, RAY_USAGE_STATS_ENABLED="0")
@@ -199,17 +220,7 @@ def local_cluster(n_nodes: int = 2, cpus_per_node: int = 1, tmpdir: str | os.Pat
         os.environ.update(auth)
         os.environ.pop("RAY_AUTH_TOKEN", None)
         deadline = time.monotonic() + timeout_s
-        for attempt in range(3):            # the free port can be taken between the probe and the bind
-            port = _free_port()
-            try:
-                _wait_started(*start(["--head", f"--port={port}", "--include-dashboard=false"], "head"), deadline)
-                break
-            except RuntimeError:
-                _stop(procs, root)
-                procs.clear()
-                if attempt == 2:
-                    raise
-        address = f"{LOOPBACK}:{port}"
+        address = _start_head(start, procs, root, deadline)
         for i in range(1, n_nodes):
             _wait_started(*start([f"--address={address}"], f"worker{i}"), deadline)
         ray_reload_auth()

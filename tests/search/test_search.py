@@ -156,8 +156,9 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path, ray_
     rerun = 0
     for t in running:  # what was running is marked interrupted; its parameters run again while the target allows
         assert after.trials[t.number].user_attrs["archlab_state"] == "interrupted"
-        rerun += t.number in started and any(u.params == t.params and u.user_attrs.get("archlab_state") in finished_states
-                                      for u in after.trials[t.number + 1:])
+        rerun += t.number in started and any(
+            u.params == t.params and u.user_attrs.get("archlab_state") in finished_states
+            for u in after.trials[t.number + 1:])
     real_before = sum(s in finished_states for s in done_before.values())
     assert rerun == min(len(started), 4 - real_before)
     assert len(set(table["number"])) == len(table)
@@ -165,12 +166,13 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path, ray_
 
 def test_study_file_errors_exit_2(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(STUDY.read_text().replace("objectives:", "objectivs:").replace("tiny_space.yaml",
-                                                                                     str(STUDY.parent / "tiny_space.yaml")))
+    bad.write_text(STUDY.read_text().replace("objectives:", "objectivs:")
+                   .replace("tiny_space.yaml", str(STUDY.parent / "tiny_space.yaml")))
     proc = cli("search", str(bad), "--out", str(tmp_path / "run"))
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
-    assert f"{bad}: objectivs is not a known key (did you mean 'objectives'?)" in proc.stderr
+    line = next(n for n, text in enumerate(bad.read_text().splitlines(), 1) if text.startswith("objectivs:"))
+    assert f"{bad}:{line}: objectivs is not a known key (did you mean 'objectives'?)" in proc.stderr
     assert not (tmp_path / "run").exists()  # nothing is started for a bad file
     proc = cli("search", str(STUDY), "--resume")
     assert proc.returncode == 2 and "--resume needs --out" in proc.stderr
@@ -225,14 +227,15 @@ def test_reproposed_architectures_are_answered_not_retrained(tmp_path, ray_tmp):
     # trains one again after MAX_DUPLICATES_IN_A_ROW re-proposals instead of looping forever
     space = (STUDY.parent / "tiny_space.yaml").read_text()
     space = space.replace("stem: {type: conv, width: [8, 16]", "stem: {type: conv, width: [8, 16, 24]")
-    for fixed in ("kernel_size: [3, 5]", "expand_ratio: [2, 4]", "depth: {low: 1, high: 2}", "head: {conv_width: [32, 64]}"):
-        assert fixed in space
-    space = (space.replace("kernel_size: [3, 5]", "kernel_size: 3").replace("expand_ratio: [2, 4]", "expand_ratio: 2")
-             .replace("depth: {low: 1, high: 2}", "depth: 1").replace("width: [8, 16],", "width: 8,")
-             .replace("width: [16, 24],", "width: 16,").replace("head: {conv_width: [32, 64]}", "head: {conv_width: 32}"))
+    fixes = {"kernel_size: [3, 5]": "kernel_size: 3", "expand_ratio: [2, 4]": "expand_ratio: 2",
+             "depth: {low: 1, high: 2}": "depth: 1", "width: [8, 16],": "width: 8,", "width: [16, 24],": "width: 16,",
+             "head: {conv_width: [32, 64]}": "head: {conv_width: 32}"}
+    for choice, fixed in fixes.items():
+        assert choice in space
+        space = space.replace(choice, fixed)
     (tmp_path / "space.yaml").write_text(space)
-    study = (STUDY.read_text().replace("tiny_space.yaml", "space.yaml").replace("name: nsga2, args: {population_size: 4}",
-                                                                             "name: random"))
+    study = (STUDY.read_text().replace("tiny_space.yaml", "space.yaml")
+             .replace("name: nsga2, args: {population_size: 4}", "name: random"))
     (tmp_path / "study.yaml").write_text(study)
     run = tmp_path / "run"
     proc = cli("search", str(tmp_path / "study.yaml"), "--trials", "4", "--out", str(run),

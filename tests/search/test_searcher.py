@@ -11,8 +11,14 @@ from optuna.trial import TrialState
 
 from archlab.core.errors import ArchlabError
 from archlab.search import searcher as searcher_module
-from archlab.search.engine import SearchSummary, _open_run, _settle_interrupted, _settle_stopped_by_budget, \
-    format_summary, summary_json
+from archlab.search.engine import (
+    SearchSummary,
+    _open_run,
+    _settle_interrupted,
+    _settle_stopped_by_budget,
+    format_summary,
+    summary_json,
+)
 from archlab.search.ray_local import cluster_address
 from archlab.search.run_folder import RunFolder
 from archlab.search.searcher import ArchlabSearcher, Progress, Proposals, outcome
