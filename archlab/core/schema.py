@@ -92,7 +92,8 @@ def _unwrap(hint: Any) -> tuple[Any, Range | None]:
 
 def _scalar_kind(hint: Any) -> tuple[str, Any]:
     """What __post_init__ normalises and checks on records made directly in code, for one field (Optional
-    stripped): ('int' or 'float', its Range), ('literal', its choices), ('tuple', None) or ('other', None)."""
+    stripped): ('int' or 'float', its Range), ('literal', its choices), ('tuple', the kind and Range of its
+    numeric items, or None) or ('other', None)."""
     base, bounds = _unwrap(hint)
     origin = typing.get_origin(base)
     if origin in (typing.Union, types.UnionType):
@@ -104,6 +105,10 @@ def _scalar_kind(hint: Any) -> tuple[str, Any]:
     if origin is Literal:
         return "literal", typing.get_args(base)
     if origin is tuple:
+        args = typing.get_args(base)
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = _scalar_kind(args[0])
+            return "tuple", item if item[0] in ("int", "float") else None
         return "tuple", None
     return {int: "int", float: "float"}.get(base, "other"), bounds
 
@@ -151,6 +156,8 @@ class Schema:
                 _check_float(value, name, extra)
             elif kind == "int" and isinstance(value, int):
                 _check_int(value, name, extra)
+            elif kind == "tuple" and extra is not None and isinstance(value, tuple):
+                _check_items(value, name, *extra)
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (lists for tuples, str for paths) that `from_dict` turns back into an equal record."""
@@ -366,6 +373,17 @@ def _choice(value: Any, choices: tuple[Any, ...], path: str) -> Any:
         rule = f"must be {words[0]} or {words[1]}" if len(words) == 2 else "must be one of " + ", ".join(words)
         raise SpecError(path, rule + did_you_mean(str(value), words, list_valid=False), value)
     return value
+
+
+def _check_items(items: tuple[Any, ...], path: str, kind: str, bounds: Range | None) -> None:
+    """The numeric items of a tuple field made in code: finite and within the item bounds."""
+    for i, item in enumerate(items):
+        if isinstance(item, bool) or not isinstance(item, numbers.Real):
+            continue   # a wrong type made in code is the code's bug; files are checked by `coerce`
+        if kind == "int":
+            _check_int(int(item), f"{path}[{i}]", bounds)
+        else:
+            _check_float(float(item), f"{path}[{i}]", bounds)
 
 
 def _check_float(value: float, path: str, bounds: Range | None, shown: Any = None) -> float:

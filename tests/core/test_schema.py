@@ -192,6 +192,8 @@ def test_records_made_in_code_are_checked_and_normalised():
         Inner(size=0)
     assert replace(rec, rate=1).rate == 1.0 and isinstance(replace(rec, rate=1).rate, float)
     assert replace(rec, sizes=[3]).sizes == (3,)
+    with pytest.raises(SpecError, match=r"sizes\[1\] must be <= 100, got 10000"):
+        replace(rec, sizes=(1, 10 ** 4))
 
 
 def test_check_plain_walks_free_form_values():
