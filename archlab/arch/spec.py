@@ -38,6 +38,7 @@ COUNTS = ("all", "one")
 
 # Bounds of the numbers a spec holds: far above every real network (ConvNeXt-XL is 2048 wide, ResNet-152 has 36
 # blocks in a stage, EfficientNet-B7 reads 600 px), low enough that an error comes before any cost overflows.
+# The reader (archlab.core.schema) checks them, and they hold for specs made in code as well.
 MAX_WIDTH = 2 ** 16
 MAX_STAGE_DEPTH = 10 ** 4
 MAX_IMG_SIZE = 8192
@@ -45,7 +46,7 @@ MAX_KERNEL = 1024
 Width = Annotated[int, Range(gt=0, le=MAX_WIDTH)]
 Depth = Annotated[int, Range(gt=0, le=MAX_STAGE_DEPTH)]
 Kernel = Annotated[int, Range(gt=0, le=MAX_KERNEL)]
-Ratio = Annotated[float, Range(le=1024)]          # expansion ratios; the sign is each field's own rule
+Ratio = Annotated[float, Range(gt=0, le=1024)]    # expansion ratios
 BranchWidth = Annotated[int, Range(ge=0, le=MAX_WIDTH)]   # 0 only where the family has no such branch
 
 
@@ -128,9 +129,6 @@ class StemSpec(Schema):
     def __post_init__(self) -> None:
         self._normalise()
         _check_choice("type", self.type, STEMS)
-        _check_positive("width", self.width)
-        _check_positive("kernel_size", self.kernel_size)
-        _check_positive("stride", self.stride)
         if self.padding is not None and self.padding < 0:
             _fail("padding", "must be >= 0", self.padding)
         if self.type in ("patchify", "identity") and self.pool != "none":
@@ -198,19 +196,13 @@ class StageSpec(Schema):
     def __post_init__(self) -> None:
         self._normalise()
         _check_choice("block", self.block, BLOCKS)
-        _check_positive("depth", self.depth)
-        _check_positive("width", self.width)
         if self.stride not in (1, 2):
             _fail("stride", "must be 1 or 2", self.stride)
-        _check_positive("kernel_size", self.kernel_size)
         _check_choice("padding", self.padding, PADDINGS)
         if self.padding == "same" and self.kernel_size % 2 == 0:
             _fail("kernel_size", "must be odd with same padding", self.kernel_size)
         if self.padding == "valid" and self.block != "plain":
             _fail("padding", "may be valid only for the plain family", self.padding)
-        _check_positive("expand_ratio", self.expand_ratio)
-        if self.group_width is not None:
-            _check_positive("group_width", self.group_width)
         if not 0.0 <= self.se_ratio < 1.0:
             _fail("se_ratio", "must be in [0, 1)", self.se_ratio)
         _check_choice("se_gate", self.se_gate, GATES)
@@ -257,13 +249,8 @@ class HeadSpec(Schema):
 
     def __post_init__(self) -> None:
         self._normalise()
-        if self.conv_width is not None:
-            _check_positive("conv_width", self.conv_width)
         _check_choice("pool", self.pool, HEAD_POOLS)
-        _check_positive("pool_size", self.pool_size)
         _check_choice("norm", self.norm, NORMS)
-        for i, w in enumerate(self.hidden):
-            _check_positive(f"hidden[{i}]", w)
         _check_choice("act", self.act, ACTS)
         if not 0.0 <= self.dropout < 1.0:
             _fail("dropout", "must be in [0, 1)", self.dropout)
@@ -289,9 +276,6 @@ class ArchSpec(Schema):
         self._normalise()
         if not self.stages:
             _fail("stages", "must hold at least one stage", list(self.stages))
-        _check_positive("img_size", self.img_size)
-        _check_positive("in_chans", self.in_chans)
-        _check_positive("num_classes", self.num_classes)
         if not 0.0 <= self.drop_path_rate < 1.0:
             _fail("drop_path_rate", "must be in [0, 1)", self.drop_path_rate)
         _check_positive("layer_scale_init", self.layer_scale_init, allow_zero=True)
