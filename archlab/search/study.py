@@ -149,6 +149,7 @@ class _SamplerBlock(Schema):
     args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self._normalise()
         _check_sampler_name(self.name, "name")
 
 
