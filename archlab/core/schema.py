@@ -178,8 +178,9 @@ class Schema:
     @classmethod
     def from_dict(cls, data: Any, *, path: str = "", file: str | Path | None = None,
                   lines: Mapping[str, int] | None = None, **context: Any) -> Any:
-        """Read and validate a record; errors name `file`, the line (from `lines`), the key path under `path`,
-        the rule and the value. `context` sets internal fields; an internal field named `file` gets `file`."""
+        """Read and validate a record; errors name `file`, the line, the key path under `path`, the rule and the
+        value. The line comes from `lines`, else (on an error only) from reading `file` when it exists. `context`
+        sets internal fields; an internal field named `file` gets `file`."""
         if file is not None and "file" not in context and any(
                 f.name == "file" and f.metadata.get("internal") for f in fields(cls)):  # type: ignore[arg-type]
             context = {**context, "file": file}
@@ -188,6 +189,8 @@ class Schema:
         except SpecError as err:
             if file is None and not lines:
                 raise
+            if lines is None and file is not None:
+                lines = _lines_from_file(file)
             line = err.line or line_of(lines or {}, err.path)
             raise err.with_context(file=None if file is None else str(file), line=line) from None
 
@@ -440,6 +443,15 @@ class Document:
     data: Any
     text: str
     lines: dict[str, int]
+
+
+def _lines_from_file(file: str | Path) -> dict[str, int]:
+    """The line map of `file` if it can be read through the file boundary, else {} (only for an error message)."""
+    from archlab.core.yamlio import read_text_file
+    try:
+        return line_map(read_text_file(file))
+    except (SpecError, OSError):
+        return {}
 
 
 def load_document(path: str | Path) -> Document:

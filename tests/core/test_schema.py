@@ -164,6 +164,15 @@ def test_file_and_line_are_named(tmp_path):
         Outer.load(path)
 
 
+def test_data_read_elsewhere_still_gets_the_line_from_its_file(tmp_path):
+    path = tmp_path / "rec.yaml"
+    path.write_text("name: n\n\ncount: 1.5\n")
+    with pytest.raises(SpecError, match=rf"^{path}:3: count must be an integer, got 1.5$"):
+        Outer.from_dict(yaml.safe_load(path.read_text()), file=path)
+    with pytest.raises(SpecError, match=rf"^{tmp_path / 'gone.yaml'}: count must be an integer"):
+        Outer.from_dict({"name": "n", "count": 1.5}, file=tmp_path / "gone.yaml")   # no file: no line
+
+
 def test_json_files_name_the_line_too(tmp_path):
     path = tmp_path / "rec.json"
     path.write_text('{\n  "name": "n",\n  "inner": {\n    "size": 1e30\n  }\n}\n')
