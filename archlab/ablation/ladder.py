@@ -177,8 +177,9 @@ class Ladder(Schema):
             if row.name in seen:
                 raise SpecError(f"steps[{i}].name", f"must be unique (steps[{seen[row.name]}] has it too)", row.name)
             seen[row.name] = i
-        if not self.seeds:
-            raise SpecError("seeds", "must be a count >= 1 or a non-empty list of seeds >= 0", [])
+        if not self.seeds or len(self.seeds) > MAX_SEEDS:
+            raise SpecError("seeds", f"must be a count in 1..{MAX_SEEDS} or a list of 1 to {MAX_SEEDS} seeds >= 0",
+                            list(self.seeds[:5]) + (["..."] if len(self.seeds) > 5 else []))
         if len(set(self.seeds)) != len(self.seeds):
             raise SpecError("seeds", "must not repeat a seed", list(self.seeds))
 

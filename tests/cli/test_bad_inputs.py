@@ -135,6 +135,7 @@ LADDER_CASES = [
     ("proxy.limit", 10 ** 400, "proxy.limit", "must be <= 1000000000"),
     ("seeds", 10 ** 9, "seeds", "must be >= 1 and <= 1000"),
     ("seeds", [2 ** 40], "seeds[0]", "must be <= 4294967295"),
+    ("seeds", list(range(1001)), "seeds", "must be a count in 1..1000 or a list of 1 to 1000 seeds"),
     ("steps[0].paper.top1", INF, "steps[0].paper.top1", "must be a finite number"),
     ("steps[0].name", ["x"], "steps[0].name", "must be a string, got a list"),
     ("steps[1].args", {"drop_path_rate": NAN}, "steps[1].args.drop_path_rate", "must be a finite number"),
