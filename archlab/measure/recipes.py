@@ -16,6 +16,9 @@ schedule's length, and EMA's horizon (`ema_reference_steps`: the decay is restat
 stays the same share of training). Learning rate, weight decay, augmentation and regularisation strengths do
 not change with the budget. `budget_multiplier` states how much longer than the base row a recipe trains
 (the ConvNeXt paper's 300 of 90 epochs), exactly as a fraction.
+
+`Recipe` and `Budget` (how long to train: epochs, images or seconds) are `archlab.core.schema` records: a
+recipe file or mapping is read by their type hints and bounds, with the file, line and key path in errors.
 """
 from __future__ import annotations
 
