@@ -26,7 +26,8 @@ __all__ = ["AblationRun", "ArchInfo", "FrontComparison", "HypervolumeCurve", "Im
            "axis_type", "best_values", "change_deltas", "compare_fronts", "detect_kind", "hypervolume_curves",
            "ladder_paths",
            "load_ablation_run", "load_run", "load_search_run", "parallel_dims", "param_columns",
-           "param_importance", "run_labels", "scatter_set", "top_params", "trial_rows"]
+           "param_importance", "run_labels", "scatter_set", "sweep_points", "sweep_top1", "top_params",
+           "trial_rows"]
 
 DEFAULT_METRICS = ("top1", "latency_ms")
 DEFAULT_DIRECTIONS = ("maximize", "minimize")
@@ -120,6 +121,7 @@ class AblationRun:
     steps: tuple[dict[str, Any], ...]
     ladder_text: str
     records: tuple[dict[str, Any], ...]
+    sweep: dict[str, Any] | None = None   # the budget sweep this run is one budget of (the parent's sweep.json)
 
 
 def _objectives(study: Mapping[str, Any], summary: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -187,7 +189,20 @@ def load_ablation_run(run_dir: str | Path) -> AblationRun:
     ladder = run_dir / "ladder.yaml"
     return AblationRun(path=run_dir, name=str(doc.get("study") or run_dir.name), doc=doc,
                        steps=tuple(sorted(steps, key=lambda s: int(s["index"]))),
-                       ladder_text=ladder.read_text() if ladder.exists() else "", records=tuple(records))
+                       ladder_text=ladder.read_text() if ladder.exists() else "", records=tuple(records),
+                       sweep=_ablation_sweep(run_dir))
+
+
+def _ablation_sweep(run_dir: Path) -> dict[str, Any] | None:
+    """The sweep.json of the budget sweep holding this run folder (as budget-<m>/), if it is one."""
+    path = run_dir.parent / "sweep.json"
+    if not run_dir.name.startswith("budget-") or not path.exists():
+        return None
+    doc = _read_json(path)
+    points = doc.get("points")
+    if not isinstance(points, list) or not all(isinstance(p, dict) and "label" in p for p in points):
+        raise ArchlabError(f"{path}: points must be a list of budget objects with 'label' (see docs/ablation.md)")
+    return doc if any(f"budget-{p['label']}" == run_dir.name for p in points) else None
 
 
 def load_run(run_dir: str | Path) -> SearchRun | AblationRun:
@@ -601,7 +616,30 @@ def ablation_table(steps: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             delta_se=_num(s.get("delta_se")), paper_delta=_num(s.get("paper_delta")),
             direction=s.get("direction") or "", within_noise=s.get("within_noise"),
             note=str(s.get("note") or ""), gflops_note=str(s.get("gflops_note") or ""),
-            ceiling=str(s.get("ceiling") or ""), img_size=s.get("img_size")))
+            ceiling=str(s.get("ceiling") or ""), img_size=s.get("img_size"),
+            budget_multiplier=_num(s.get("budget_multiplier")), budget_images=_num(s.get("budget_images"))))
+    return pd.DataFrame(rows)
+
+
+def sweep_points(sweep: Mapping[str, Any]) -> pd.DataFrame:
+    """Agreement vs budget: one row per budget (multiplier, Spearman and its p, directions, changes beyond
+    noise)."""
+    rows = [dict(multiplier=_num(p.get("multiplier")), label=str(p["label"]), spearman=_num(p.get("spearman")),
+                 spearman_p=_num(p.get("spearman_p")), direction_agree=int(p.get("direction_agree") or 0),
+                 direction_total=int(p.get("direction_total") or 0), beyond_noise=int(p.get("beyond_noise") or 0),
+                 train_wall_s=_num(p.get("train_wall_s")))
+            for p in sweep.get("points") or []]
+    return pd.DataFrame(rows)
+
+
+def sweep_top1(sweep: Mapping[str, Any]) -> pd.DataFrame:
+    """Per-row proxy top-1 at each budget: one row per (step, budget), in the ladder's order."""
+    rows = []
+    for p in sweep.get("points") or []:
+        std = p.get("top1_std") or {}
+        for order, (step, top1) in enumerate((p.get("top1") or {}).items()):
+            rows.append(dict(order=order, step=str(step), label=str(p["label"]), multiplier=_num(p.get("multiplier")),
+                             top1_mean=_num(top1), top1_std=_num(std.get(step))))
     return pd.DataFrame(rows)
 
 

@@ -28,9 +28,12 @@ from archlab.report.data import (
     axis_type,
     change_deltas,
     ladder_paths,
+    sweep_points,
+    sweep_top1,
 )
 
-__all__ = ["PALETTE", "ablation_latency_figure", "ablation_macs_figure", "ablation_top1_figure",
+__all__ = ["PALETTE", "ablation_budget_figure", "ablation_budget_top1_figure", "ablation_latency_figure",
+           "ablation_macs_figure", "ablation_top1_figure",
            "agreement_figure", "deltas_figure", "front_figure", "hypervolume_figure", "importance_figure",
            "parallel_figure"]
 
@@ -331,6 +334,54 @@ def ablation_latency_figure(run: AblationRun, *, title: str = "") -> go.Figure:
     _layout(fig, title=title, height=400, showlegend=False, hovermode="closest")
     fig.update_xaxes(**_ticks(steps))
     fig.update_yaxes(title="latency (ms)", rangemode="tozero")
+    return fig
+
+
+def ablation_budget_figure(run: AblationRun, *, title: str = "") -> go.Figure:
+    """Agreement vs budget: Spearman rho (with its p in the hover) and the share of changes in the paper's
+    direction, one point per budget of the sweep this run belongs to."""
+    pts = sweep_points(run.sweep or {})
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    if len(pts):
+        share = [a / t if t else None for a, t in zip(pts["direction_agree"], pts["direction_total"])]
+        p_text = ["-" if p != p or p is None else f"{p:.2g}" for p in pts["spearman_p"]]
+        fig.add_trace(go.Scatter(
+            x=list(pts["multiplier"]), y=list(pts["spearman"]), mode="lines+markers", name="Spearman rho",
+            line=dict(color=PROXY, width=2.5), customdata=p_text,
+            hovertemplate="budget x%{x:g}<br>rho %{y:+.2f} (p = %{customdata})<extra></extra>"), secondary_y=False)
+        fig.add_trace(go.Scatter(
+            x=list(pts["multiplier"]), y=share, mode="lines+markers", name="changes in the paper's direction",
+            line=dict(color=PAPER, width=2, dash="dash"),
+            hovertemplate="budget x%{x:g}<br>%{y:.0%} of changes agree<extra></extra>"), secondary_y=True)
+    _layout(fig, title=title, height=380, hovermode="closest")
+    fig.update_xaxes(title="budget (multiple of the ladder's)", type="log")
+    fig.update_yaxes(title="Spearman rho", range=[-1.05, 1.05], secondary_y=False)
+    fig.update_yaxes(title="share of changes agreeing", range=[0, 1.05], tickformat=".0%", secondary_y=True)
+    return fig
+
+
+def ablation_budget_top1_figure(run: AblationRun, *, title: str = "") -> go.Figure:
+    """Per-row proxy top-1 at each budget of the sweep, one line per budget, the paper's top-1 beside them."""
+    t = sweep_top1(run.sweep or {})
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    steps = run.steps
+    for k, (label, part) in enumerate(t.groupby("label", sort=False) if len(t) else []):
+        part = part.sort_values("order")
+        fig.add_trace(go.Scatter(
+            x=list(part["order"]), y=list(part["top1_mean"]), mode="lines+markers", name=f"proxy, budget x{label}",
+            line=dict(color=PALETTE[(k + 2) % len(PALETTE)], width=2), text=[_e(s) for s in part["step"]],
+            error_y=dict(type="data", array=[v if v == v else 0.0 for v in part["top1_std"]], visible=True,
+                         thickness=1, width=3),
+            hovertemplate="<b>%{text}</b><br>%{y:.2f}%<extra>budget x" + _e(label) + "</extra>"), secondary_y=False)
+    paper = ablation_table(steps)
+    if len(paper) and paper["paper_top1"].notna().any():
+        fig.add_trace(go.Scatter(x=list(paper["index"]), y=list(paper["paper_top1"]), mode="markers",
+                                 name="paper top-1", marker=dict(color=PAPER, symbol="diamond", size=9)),
+                      secondary_y=True)
+    _layout(fig, title=title, height=440, hovermode="closest")
+    fig.update_xaxes(**_ticks(steps))
+    fig.update_yaxes(title="proxy top-1 (%)", secondary_y=False)
+    fig.update_yaxes(title="paper top-1 (%)", secondary_y=True)
     return fig
 
 

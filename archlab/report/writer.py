@@ -29,6 +29,8 @@ import pandas as pd
 from archlab.core.errors import ArchlabError
 from archlab.core.files import atomic_write_text
 from archlab.core.fmt import format_count
+from archlab.measure.chance import ChanceCheck
+from archlab.report.chance import ablation_chance, search_chance
 from archlab.report.data import (
     METRIC_LABELS,
     AblationRun,
@@ -44,11 +46,14 @@ from archlab.report.data import (
     param_importance,
     run_labels,
     scatter_set,
+    sweep_points,
     top_params,
     trial_rows,
 )
 from archlab.report.html import Column, ReportDoc, Section, cards_html, esc, figure_div, kv_table, render, table_html
 from archlab.report.plots import (
+    ablation_budget_figure,
+    ablation_budget_top1_figure,
     ablation_latency_figure,
     ablation_macs_figure,
     ablation_top1_figure,
@@ -221,7 +226,10 @@ def _overview_runs(v: _SearchView) -> Section:
                                   "against one reference point shared by all runs"),
                            Column("wall", "wall time", lambda x: f"{float(x) / 60:.1f} min", "num")],
                       sortable=False)
-    return Section("overview", "Overview", body,
+    notes = "".join(_chance_verdict(search_chance(run)).replace('class="verdict chance">',
+                                                                  f'class="verdict chance">{esc(v.labels[i])}: ')
+                    for i, run in enumerate(v.runs))
+    return Section("overview", "Overview", notes + body,
                    "Each run's outcome; hypervolumes share one reference point, so they compare.")
 
 
@@ -241,7 +249,14 @@ def _overview_run(v: _SearchView) -> Section:
     if wall:
         cards.append(("wall time", f"{float(wall) / 60:.1f} min", f"{run.summary.get('infeasible_rejected', 0)} "
                                                                   "infeasible samples rejected unbuilt"))
-    return Section("overview", "Overview", cards_html(cards), str(run.study.get("description") or ""))
+    return Section("overview", "Overview", _chance_verdict(search_chance(run)) + cards_html(cards),
+                   str(run.study.get("description") or ""))
+
+
+def _chance_verdict(check: ChanceCheck | None) -> str:
+    """The 'budget too small to rank' warning above an overview ('' when the values rank)."""
+    message = check.message() if check is not None else ""
+    return f'<div class="verdict chance">{esc(message)}</div>' if message else ""
 
 
 def _front_section(v: _SearchView) -> tuple[Section, list[Any]]:
@@ -525,7 +540,8 @@ def _ablation_overview(v: _AblationView, t: pd.DataFrame) -> Section:
     if doc.get("train_wall_s"):
         cards.append(("training time", f"{doc['train_wall_s'] / 60:.1f} min", "summed over (row, seed)"))
     verdict = doc.get("verdict") or ""
-    body = (f'<div class="verdict">{esc(verdict)}</div>' if verdict else "") + cards_html(cards)
+    body = (_chance_verdict(ablation_chance(v.run)) + (f'<div class="verdict">{esc(verdict)}</div>' if verdict
+                                                       else "") + cards_html(cards))
     if doc.get("source"):
         body += f'<p class="note">Paper figures: {esc(doc["source"])}</p>'
     if not doc.get("trained"):
@@ -593,6 +609,7 @@ def _ablation_steps(v: _AblationView, t: pd.DataFrame) -> Section:
     prefix, tag = v.prefix, v.tag
     cols = [Column("index", "#", _num, "num"), Column("step", "step"), Column("kind", "kind"),
             Column("parent", "compared with"), Column("recipe", "recipe"),
+            Column("budget_images", "images / seed", lambda v: format_count(v), "num"),
             Column("params", "params", format_count, "num"),
             Column("gmacs", "GMACs", lambda v: f"{v:.3f}", "num"),
             Column("paper_gflops", "paper GFLOPs", lambda v: f"{v:.2f}", "num"),
@@ -632,12 +649,47 @@ def _ablation_setting(v: _AblationView) -> Section:
                             "How every row was reduced, trained and timed here."))
 
 
+def _ablation_budget_sweep(v: _AblationView) -> list[Section]:
+    """Agreement vs budget, when this run is one budget of a sweep: one point per budget, per-row top-1 lines
+    per budget, and which changes move toward the paper as the budget grows."""
+    sweep = v.run.sweep
+    if not sweep:
+        return []
+    pts = sweep_points(sweep)
+    rows = [{"budget": f"x{r.label}", "spearman": r.spearman, "p": r.spearman_p,
+             "direction": f"{r.direction_agree} / {r.direction_total}",
+             "beyond": f"{r.beyond_noise} / {r.direction_total}",
+             "train": None if r.train_wall_s is None else r.train_wall_s / 60} for r in pts.itertuples()]
+    cols = [Column("budget", "budget"), Column("spearman", "Spearman rho", _signed, "num"),
+            Column("p", "p", lambda x: f"{x:.2g}", "num"), Column("direction", "direction agrees", str, "num"),
+            Column("beyond", "changes beyond 2 SE", str, "num"),
+            Column("train", "training min", lambda x: f"{x:.1f}", "num")]
+    agree = v.figures.add(f"{v.prefix}fig-budget", ablation_budget_figure(v.run), "agreement vs budget",
+                          "Spearman rank correlation of proxy vs paper top-1 (left) and the share of changes in "
+                          "the paper's direction (right), one point per budget.")
+    lines = v.figures.add(f"{v.prefix}fig-budget-top1", ablation_budget_top1_figure(v.run),
+                          "proxy top-1 per row at each budget",
+                          "One line per budget (error bars: one std over seeds); diamonds: the paper's top-1.")
+    first, last = (pts["label"].iloc[0], pts["label"].iloc[-1]) if len(pts) else ("?", "?")
+
+    def names(key: str) -> str:
+        return ", ".join(map(str, sweep.get(key) or [])) or "none"
+    honesty = kv_table([(f"moves toward the paper from x{first} to x{last}", names("toward")),
+                        ("does not (the gap stays or grows)", names("not_toward")),
+                        ("cannot be resolved (within 2 SE at every budget)", names("unresolved")),
+                        ("contradicted beyond 2 SE at every budget", names("contradicts"))])
+    body = table_html(rows, cols) + f'<div class="grid2">{agree}{lines}</div>' + honesty
+    return [Section(f"{v.prefix}budget", f"Agreement vs budget{v.tag}", body,
+                    "The same ladder replayed at several multiples of its proxy budget (this page is one of "
+                    "them); agreement is a finding at each budget, not a target.")]
+
+
 def _ablation_sections(run: AblationRun, prefix: str, multi: bool, figures: Figures) -> list[Section]:
     """The sections of one ablation run's report, in page order."""
     v = _AblationView(run=run, prefix=prefix, tag=f" \u00b7 {run.name}" if multi else "", figures=figures)
     t = ablation_table(run.steps)
-    return [_ablation_overview(v, t), *_ablation_ladder_and_cost(v), _ablation_agreement(v), _ablation_steps(v, t),
-            _ablation_setting(v)]
+    return [_ablation_overview(v, t), *_ablation_ladder_and_cost(v), _ablation_agreement(v),
+            *_ablation_budget_sweep(v), _ablation_steps(v, t), _ablation_setting(v)]
 
 
 def _safe_name(text: str) -> str:
