@@ -149,7 +149,7 @@ def _mutate(doc: Any, data: st.DataObject) -> Any:
     for _ in range(data.draw(st.integers(1, 3), label="mutations")):
         paths = _paths(doc)
         if not paths:
-            return data.draw(BAD_VALUES)
+            return copy.deepcopy(data.draw(BAD_VALUES))
         path = data.draw(st.sampled_from(paths), label="path")
         parent = doc
         for key in path[:-1]:
@@ -172,7 +172,8 @@ def _mutate(doc: Any, data: st.DataObject) -> Any:
                 value = [value]
             parent[key] = value
         else:
-            parent[key] = data.draw(BAD_VALUES, label="value")
+            # a copy: the strategy's lists and dicts are shared between cases, and later mutations edit in place
+            parent[key] = copy.deepcopy(data.draw(BAD_VALUES, label="value"))
     return doc
 
 
