@@ -16,11 +16,13 @@ import pandas as pd
 from archlab.core.files import atomic_write
 from archlab.search.pareto import default_reference, hypervolume_history, pareto_mask
 
-__all__ = ["STATE_ATTR", "TABLE_STATES", "TRIAL_ATTRS", "front_table", "hypervolume_table", "load_table", "load_trials",
-           "savings", "summary_dict", "write_table"]
+__all__ = ["STATE_ATTR", "TABLE_STATES", "TRIAL_ATTRS", "TRIED_STATES", "front_table", "hypervolume_table",
+           "load_table", "load_trials", "savings", "summary_dict", "write_table"]
 
 STATE_ATTR = "archlab_state"  # user attribute holding archlab's outcome of a trial
 TABLE_STATES = ("complete", "stopped", "skipped", "failed", "interrupted")
+# outcomes that count toward a study's `trials`: every table state but interrupted (those are re-run)
+TRIED_STATES = tuple(s for s in TABLE_STATES if s != "interrupted")
 TRIAL_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms", "latency_cv",
                "latency_repeats", "top1", "top1_partial", "epochs_run", "trial_s", "train_s", "images_per_s",
                "paused_s", "node_id", "hostname", "gpu_ids", "error")

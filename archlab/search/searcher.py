@@ -22,19 +22,17 @@ from ray.tune.search import Searcher
 
 from archlab.core.errors import ArchlabError, SpecError
 from archlab.core.files import atomic_write_text
-from archlab.search.results import STATE_ATTR, TABLE_STATES, TRIAL_ATTRS
+from archlab.search.results import STATE_ATTR, TRIAL_ATTRS, TRIED_STATES
 from archlab.search.run_folder import RunFolder
 from archlab.search.study import Study
 from archlab.search.trial import CONST
 
-__all__ = ["LATENCY_SKIP_MIN_COMPLETE", "MAX_DUPLICATES_IN_A_ROW", "TRIED_STATES", "ArchlabSearcher", "Progress",
+__all__ = ["LATENCY_SKIP_MIN_COMPLETE", "MAX_DUPLICATES_IN_A_ROW", "ArchlabSearcher", "Progress",
            "Proposals", "outcome", "progress_callback", "tell_duplicate"]
 
 LATENCY_SKIP_MIN_COMPLETE = 5  # completed trials before the latency pre-filter starts skipping
 MAX_DUPLICATES_IN_A_ROW = 50  # re-proposals of tried architectures before one is trained again (space exhausted)
 MAX_INFEASIBLE_IN_A_ROW = 10_000  # samples breaking the constraints before the search gives up
-# outcomes that count toward the study's target: every table state but interrupted (those are re-run)
-TRIED_STATES = tuple(s for s in TABLE_STATES if s != "interrupted")
 
 
 def tell_duplicate(optuna_study: Any, trial: Any, number: int) -> None:
