@@ -152,17 +152,18 @@ class JsonStore:
 
     def read(self) -> dict[str, Any]:
         """The whole object ({} when the file does not exist)."""
-        try:
-            text = self.path.read_text()
-        except FileNotFoundError:
+        if not self.path.exists():
             return {}
-        except OSError as err:
-            raise ArchlabError(f"{self.path}: cannot be read ({err.strerror})") from None
+        from archlab.core.yamlio import read_text_file
+        text = read_text_file(self.path)   # a regular UTF-8 file under the size cap (not /dev/zero)
         try:
             data = json.loads(text) if text.strip() else {}
         except json.JSONDecodeError as err:
             raise ArchlabError(f"{self.path}: is not valid JSON ({err.msg} at line {err.lineno}); delete it to "
                                "start a fresh cache") from None
+        except (RecursionError, ValueError):
+            raise ArchlabError(f"{self.path}: is not valid JSON (nested too deep, or a number too long); delete "
+                               "it to start a fresh cache") from None
         if not isinstance(data, dict):
             raise ArchlabError(f"{self.path}: must hold a JSON object, got {type(data).__name__}")
         return data

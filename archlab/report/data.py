@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from archlab.core.errors import ArchlabError, SpecError
+from archlab.core.yamlio import read_text_file
 from archlab.search.pareto import as_minimization, default_reference, pareto_mask
 
 __all__ = ["AblationRun", "ArchInfo", "FrontComparison", "HypervolumeCurve", "Importance", "LadderPaths",
@@ -58,10 +59,13 @@ def detect_kind(run_dir: Path) -> str:
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
+    text = read_text_file(path)   # the file boundary: regular file, size cap, UTF-8
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(text)
     except json.JSONDecodeError as err:
         raise ArchlabError(f"{path}:{err.lineno}: not valid JSON ({err.msg})") from None
+    except (RecursionError, ValueError):
+        raise ArchlabError(f"{path}: not valid JSON (nested too deep, or a number too long)") from None
     if not isinstance(data, dict):
         raise ArchlabError(f"{path}: must hold a JSON object, got {type(data).__name__}")
     return data
@@ -158,14 +162,14 @@ def load_search_run(run_dir: str | Path) -> SearchRun:
     for number in table["number"].astype(int):
         spec_file = run_dir / "trials" / f"{number:04d}" / "spec.yaml"
         if spec_file.exists():
-            archs[int(number)] = arch_info(spec_file.read_text(), file=str(spec_file))
+            archs[int(number)] = arch_info(read_text_file(spec_file), file=str(spec_file))
     cache = _read_json(run_dir / "latency_cache.json")
     space = run_dir / "space.yaml"
     return SearchRun(path=run_dir, name=str(study.get("name") or summary.get("study") or run_dir.name),
                      table=table, metrics=metrics, directions=directions, study=study,
                      state=_read_json(run_dir / "state.json"), summary=summary, archs=archs,
                      latency_env=latency_settings(cache.values()),
-                     space_text=space.read_text() if space.exists() else "")
+                     space_text=read_text_file(space) if space.exists() else "")
 
 
 def load_ablation_run(run_dir: str | Path) -> AblationRun:
@@ -179,7 +183,7 @@ def load_ablation_run(run_dir: str | Path) -> AblationRun:
     records = []
     results = run_dir / "results.jsonl"
     if results.exists():
-        for line in results.read_text().splitlines():
+        for line in read_text_file(results).splitlines():
             try:
                 rec = json.loads(line)
             except json.JSONDecodeError:
@@ -189,7 +193,7 @@ def load_ablation_run(run_dir: str | Path) -> AblationRun:
     ladder = run_dir / "ladder.yaml"
     return AblationRun(path=run_dir, name=str(doc.get("study") or run_dir.name), doc=doc,
                        steps=tuple(sorted(steps, key=lambda s: int(s["index"]))),
-                       ladder_text=ladder.read_text() if ladder.exists() else "", records=tuple(records),
+                       ladder_text=read_text_file(ladder) if ladder.exists() else "", records=tuple(records),
                        sweep=_ablation_sweep(run_dir))
 
 
