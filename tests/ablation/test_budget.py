@@ -291,3 +291,27 @@ def test_report_of_a_budget_folder_has_agreement_vs_budget(sweep_run, tmp_path):
         (single / name).write_text((out / "budget-1" / name).read_text())
     assert load_ablation_run(single).sweep is None
     assert "Agreement vs budget" not in Path(write_report([single], tmp_path / "s.html")).read_text()
+
+
+def test_a_sweep_does_not_write_into_a_single_replay_folder(tmp_path, capsys):
+    study = _write(tmp_path, _tiny())
+    single = tmp_path / "single"
+    single.mkdir()
+    (single / "results.jsonl").write_text("")
+    assert main(["ablate", str(study), "--budgets", "1,2", "--out", str(single)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a single replay" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("budget, n_train, expected", [
+    ({"seconds": 5}, 1000, None),               # only a time limit: not known before training
+    ({"epochs": 2}, None, None),                # epochs without the training-set size (--no-train)
+    ({"epochs": 2}, 1000, 2 * (1000 // 16) * 16),
+    ({"images": 100, "epochs": 1}, 1000, 96),   # the first limit reached, in whole batches (round(100 / 16) = 6)
+    ({"images": 100}, 10, 100),                 # a batch of the whole (tiny) training set
+])
+def test_budget_images_counts_as_the_trainer_does(tmp_path, budget, n_train, expected):
+    data = _tiny()
+    data["proxy"]["budget"] = budget
+    ladder = load_ladder(_write(tmp_path, data))
+    assert budget_images(resolve_ladder(ladder)[0], ladder.proxy, n_train) == expected
