@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from archlab.ablation.summary import AblationReport
+from archlab.measure.chance import chance_check
 
 if TYPE_CHECKING:
     from archlab.ablation.sweep import SweepReport
@@ -79,6 +80,9 @@ def format_report(report: AblationReport) -> str:
                     "on an idle machine.")
     if report.trained:
         text.append(report.agreement.sentence())
+        chance = chance_check([s.top1_mean for s in report.steps], int(setting.get("num_classes") or 0))
+        if chance is not None and chance.near_chance:   # a ranking of noise is said to be one
+            text.append(chance.message())
         text.append(f"Training time: {report.train_wall_s / 60:.1f} min summed over (row, seed); this invocation "
                     f"took {report.wall_s / 60:.1f} min.")
     else:
