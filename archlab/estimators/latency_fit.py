@@ -29,7 +29,7 @@ from archlab.estimators.latency_model import (
     PART_FEATURES,
     decompose,
     fit_gbm,
-    fit_ridge,
+    fit_linear,
     load_predictor,
     lookup_parts,
     network_features,
@@ -192,50 +192,65 @@ def fit_predictor(space_path: str | Path, n: int, options: FitOptions = FitOptio
                     "figures": dict(figures), "distinct_parts": len({k for ks in keys for k in ks}),
                     "timed_parts": len(table), "parts_s": round(part_s, 2), "measure_s": round(measured_s, 2),
                     "fit_s": round(time.perf_counter() - start, 2)},
-            "train": [{"arch_id": r["arch_id"], "latency_ms": r["latency_ms"]} for r in nets]}
+            "train": [{k: v for k, v in r.items() if k != "parts"} for r in nets]}
 
 
 # --- fitting ------------------------------------------------------------------------------------------------------
 
 def _fit_models(nets: list[dict[str, Any]], table: dict[str, float], part_rows: list[list[float]], img_size: int,
                 seed: int) -> tuple[dict[str, Any], dict[str, dict[str, float]]]:
-    """Every kind fitted on all networks, and each kind's k-fold cross-validated error on them."""
+    """Every kind fitted on all networks, and each kind's k-fold cross-validated error on them.
+
+    Each network's out-of-fold prediction by each kind is added to its row (`cv_<kind>_ms`).
+    """
     x = np.asarray([network_features(r["parts"], img_size) for r in nets])
     y = np.asarray([r["latency_ms"] for r in nets])
-    models: dict[str, Any] = {"ridge": fit_ridge(x, np.log(y), NETWORK_FEATURES),
+    models: dict[str, Any] = {"linear": fit_linear(x, np.log(y), NETWORK_FEATURES),
                               "gbm": fit_gbm(x, np.log(y), NETWORK_FEATURES, seed)}
     summed = None
     if table:
         ys = np.log([table[k] for k in table])
-        part_model = fit_ridge(np.asarray(part_rows), ys, PART_FEATURES)
+        part_model = fit_linear(np.asarray(part_rows), ys, PART_FEATURES)
         lookup: dict[str, Any] = {"table": table, "part_model": part_model, "intercept": 0.0, "slope": 1.0}
         summed = np.asarray([lookup_parts(lookup, r["parts"])[0] for r in nets])
         lookup["intercept"], lookup["slope"] = _overhead_fit(summed, y)
         models["lookup"] = lookup
-    return models, _cross_validate(x, y, summed, seed)
+    preds = _cross_validate(x, y, summed, seed)
+    for kind, values in preds.items():
+        for row, value in zip(nets, values):
+            row[f"cv_{kind}_ms"] = float(value)
+    return models, {k: rank_metrics(p, y) for k, p in preds.items()}
 
 
 def _overhead_fit(summed: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Network = intercept + slope x (sum of parts), least relative squared error (weights 1 / latency)."""
+    """Network = intercept + slope x (sum of parts), by least absolute relative error.
+
+    Absolute, not squared: a network measured while its process lost the core is far too slow, and a squared
+    loss would bend the line towards it. Solved as iteratively reweighted least squares.
+    """
     a = np.stack([np.ones_like(summed), summed], axis=1) / y[:, None]
-    coef, *_ = np.linalg.lstsq(a, np.ones_like(y), rcond=None)
+    b, w = np.ones_like(y), np.ones_like(y)
+    coef = np.zeros(2)
+    for _ in range(50):
+        coef, *_ = np.linalg.lstsq(a * w[:, None], b * w, rcond=None)
+        w = 1.0 / np.sqrt(np.maximum(np.abs(a @ coef - b), 1e-6))
     return float(coef[0]), float(coef[1])
 
 
-def _cross_validate(x: np.ndarray, y: np.ndarray, summed: np.ndarray | None, seed: int
-                    ) -> dict[str, dict[str, float]]:
-    """k-fold (k = min(5, n)) errors of each kind; lookup's table is fixed, only its overhead fit is refitted."""
+def _cross_validate(x: np.ndarray, y: np.ndarray, summed: np.ndarray | None, seed: int) -> dict[str, np.ndarray]:
+    """k-fold (k = min(5, n)) out-of-fold predictions of each kind; lookup's table of part times is fixed (parts
+    are timed alone, not fitted to network latencies), only its overhead fit is refitted per fold."""
     from sklearn.model_selection import KFold
     preds = {k: np.zeros_like(y) for k in KINDS if k != "lookup" or summed is not None}
     for train, test in KFold(n_splits=min(5, len(y)), shuffle=True, random_state=seed).split(x):
-        preds["ridge"][test] = np.exp(predict_model(fit_ridge(x[train], np.log(y[train]), NETWORK_FEATURES),
+        preds["linear"][test] = np.exp(predict_model(fit_linear(x[train], np.log(y[train]), NETWORK_FEATURES),
                                                     x[test]))
         preds["gbm"][test] = np.exp(predict_model(fit_gbm(x[train], np.log(y[train]), NETWORK_FEATURES, seed),
                                                   x[test]))
         if summed is not None:
             a, b = _overhead_fit(summed[train], y[train])
             preds["lookup"][test] = a + b * summed[test]
-    return {k: rank_metrics(p, y) for k, p in preds.items()}
+    return preds
 
 
 def rank_metrics(predicted: Any, reference: Any) -> dict[str, float]:
@@ -261,7 +276,7 @@ def fit_from_csv(space_path: str | Path, csv_path: str | Path, options: FitOptio
 
     Columns: `latency_ms` and `device` (one value), and either `spec` (an ArchSpec as JSON) or the space's
     parameter columns; optional `threads` and `batch`. The lookup kind needs parts timed on the device, so a
-    CSV fit holds `ridge` and `gbm` only.
+    CSV fit holds `linear` and `gbm` only.
     """
     from archlab.core.yamlio import read_text_file
     start = time.perf_counter()
@@ -303,7 +318,7 @@ def fit_from_csv(space_path: str | Path, csv_path: str | Path, options: FitOptio
             "space": info, "models": models, "selected": min(cv, key=lambda k: cv[k]["mape"]), "cv": cv,
             "fit": {"n": len(specs), "seed": options.seed, "source": f"csv {Path(csv_path).resolve()}",
                     "fit_s": round(time.perf_counter() - start, 2)},
-            "train": [{"arch_id": r["arch_id"], "latency_ms": r["latency_ms"]} for r in nets]}
+            "train": [{k: v for k, v in r.items() if k != "parts"} for r in nets]}
 
 
 def _csv_latency(text: str, where: str) -> float:

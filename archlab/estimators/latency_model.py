@@ -5,7 +5,7 @@ HELP (Lee et al., NeurIPS 2021) and LitePred (Feng et al., NSDI 2024) learn from
 Here a network is cut into the pieces archlab builds it from (`decompose`: the stem, every stage's downsample
 layer, every block at its input size, every stage's pooling and the head), and three kinds of model share a
 file: `lookup` (the measured time of each distinct part, summed, through a linear overhead fit; parts never
-timed come from a regressor on part features), `ridge` and `gbm` (ridge regression and gradient-boosted trees
+timed come from a regressor on part features), `linear` and `gbm` (a linear model and gradient-boosted trees
 on log latency from network features: MACs, depthwise MACs, parameters, activation memory, layer counts).
 Every model is stored as plain JSON numbers (no pickle), so a file fitted on one device predicts anywhere;
 `archlab.estimators.latency_fit` measures and fits, this module reads, checks and predicts.
@@ -32,12 +32,12 @@ from archlab.nn.build import ArchNet, build_model
 from archlab.nn.layers import ACT_LAYERS
 
 __all__ = ["FORMAT", "KINDS", "NETWORK_FEATURES", "PART_FEATURES", "VERSION", "LatencyPredictor", "Part",
-           "decompose", "fit_gbm", "fit_ridge", "gbm_to_json", "load_predictor", "lookup_parts", "network_features",
+           "decompose", "fit_gbm", "fit_linear", "gbm_to_json", "load_predictor", "lookup_parts", "network_features",
            "part_features", "part_modules", "predict_latency", "predict_model", "space_hash", "write_predictor"]
 
 FORMAT = "archlab-latency-predictor"
 VERSION = 1
-KINDS = ("lookup", "ridge", "gbm")
+KINDS = ("lookup", "linear", "gbm")
 PART_KINDS = ("stem", "downsample", "block", "pool", "head")
 
 # activations by the class that implements them, so act_elems_<name> counts the elements each kind touches
@@ -86,7 +86,9 @@ def _pieces(net: ArchNet) -> Iterable[tuple[str, str, nn.Module, dict[str, Any]]
     spec = net.spec
     yield "stem", "stem", net.stem, {"stem": spec.stem.to_dict()}
     for i, (stage, module) in enumerate(zip(spec.stages, net.stages)):
-        desc = {k: v for k, v in stage.to_dict().items() if k != "depth"}
+        # depth, stride and downsample say where a block sits, not what it is: its in and out shapes (in the
+        # key) carry its stride, so the same block in another place shares its timing
+        desc = {k: v for k, v in stage.to_dict().items() if k not in ("depth", "stride", "downsample")}
         desc["layer_scale_init"] = spec.layer_scale_init
         if not isinstance(module.downsample, nn.Identity):
             yield "downsample", f"stages[{i}].downsample", module.downsample, desc
@@ -186,43 +188,47 @@ def network_features(parts: Sequence[Part], img_size: int) -> list[float]:
 
 # --- serialisable regressors ------------------------------------------------------------------------------------
 
-def fit_ridge(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
-    """Ridge regression on standardised features, its penalty chosen by leave-one-out (scikit-learn's RidgeCV)."""
-    from sklearn.linear_model import RidgeCV
+def fit_linear(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict[str, Any]:
+    """A linear model with Huber loss and a ridge penalty on standardised features (scikit-learn's HuberRegressor).
+
+    Huber, not least squares: on a shared machine a few measurements come out far too slow (the process lost
+    its core), and squared loss would bend the whole fit towards them.
+    """
+    from sklearn.linear_model import HuberRegressor
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
-    model = RidgeCV(alphas=np.logspace(-4, 3, 15)).fit((x - mean) / scale, y)
-    return {"type": "ridge", "features": list(names), "mean": mean.tolist(), "scale": scale.tolist(),
-            "coef": np.asarray(model.coef_, dtype=float).tolist(), "intercept": float(model.intercept_),
-            "alpha": float(model.alpha_)}
+    model = HuberRegressor(epsilon=1.35, alpha=1.0, max_iter=2000).fit((x - mean) / scale, y)
+    return {"type": "linear", "features": list(names), "mean": mean.tolist(), "scale": scale.tolist(),
+            "coef": np.asarray(model.coef_, dtype=float).tolist(), "intercept": float(model.intercept_)}
 
 
 def fit_gbm(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], seed: int) -> dict[str, Any]:
-    """Gradient-boosted regression trees (scikit-learn, squared error), written out as arrays: no pickle."""
+    """Gradient-boosted regression trees (scikit-learn, Huber loss), written out as arrays: no pickle."""
     from sklearn.ensemble import GradientBoostingRegressor
-    model = GradientBoostingRegressor(n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8,
+    # Huber loss for the reason fit_linear gives
+    model = GradientBoostingRegressor(loss="huber", n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8,
                                       min_samples_leaf=3, random_state=seed).fit(x, y)
     return gbm_to_json(model, names)
 
 
 def gbm_to_json(model: Any, names: tuple[str, ...]) -> dict[str, Any]:
-    """A fitted squared-error GradientBoostingRegressor as plain numbers: its initial value and every tree's arrays."""
+    """A fitted GradientBoostingRegressor as plain numbers: its initial value and every tree's (final) leaf values."""
     trees = []
     for (est,) in model.estimators_:
         t = est.tree_
         trees.append({"left": t.children_left.tolist(), "right": t.children_right.tolist(),
                       "feature": t.feature.tolist(), "threshold": t.threshold.tolist(),
                       "value": t.value[:, 0, 0].tolist()})
-    # the squared-error loss starts from a constant (a DummyRegressor predicting the mean of y)
+    # every regression loss starts from a constant (a DummyRegressor: the mean, or the median for huber)
     init = float(np.asarray(model.init_.constant_).ravel()[0])
     return {"type": "gbm", "features": list(names), "init": init, "learning_rate": float(model.learning_rate),
             "trees": trees}
 
 
 def predict_model(model: dict[str, Any], x: np.ndarray) -> np.ndarray:
-    """Evaluate a stored `ridge` or `gbm` model on rows of features (what scikit-learn's predict would give)."""
+    """Evaluate a stored `linear` or `gbm` model on rows of features (what scikit-learn's predict would give)."""
     x = np.atleast_2d(np.asarray(x, dtype=float))
-    if model["type"] == "ridge":
+    if model["type"] == "linear":
         return ((x - np.asarray(model["mean"])) / np.asarray(model["scale"])) @ np.asarray(model["coef"]) \
             + model["intercept"]
     xf = x.astype(np.float32)  # scikit-learn's trees compare float32 features with float64 thresholds
@@ -294,7 +300,7 @@ class LatencyPredictor:
         models = self.data["models"]
         out: dict[str, float] = {}
         feats = np.asarray([network_features(parts, spec.img_size)])
-        for kind in ("ridge", "gbm"):
+        for kind in ("linear", "gbm"):
             if kind in models:
                 out[kind] = float(np.exp(predict_model(models[kind], feats)[0]))
         if "lookup" in models:
@@ -418,13 +424,13 @@ def _check_file(name: str, data: Any) -> None:
 
 
 def _check_model(name: str, where: str, model: Any, features: tuple[str, ...]) -> None:
-    if not isinstance(model, dict) or model.get("type") not in ("ridge", "gbm"):
-        raise _corrupt(name, f"{where}.type", "must be ridge or gbm", model.get("type") if isinstance(model, dict)
+    if not isinstance(model, dict) or model.get("type") not in ("linear", "gbm"):
+        raise _corrupt(name, f"{where}.type", "must be linear or gbm", model.get("type") if isinstance(model, dict)
                        else model)
     if model.get("features") != list(features):
         raise _corrupt(name, f"{where}.features", "are not the features this archlab computes (fit it again)")
     n = len(features)
-    if model["type"] == "ridge":
+    if model["type"] == "linear":
         for key in ("mean", "scale", "coef"):
             if not _numbers(model.get(key), n):
                 raise _corrupt(name, f"{where}.{key}", f"must be {n} finite numbers")

@@ -1,0 +1,147 @@
+"""Latency predictor quality on this machine: fit time, held-out accuracy, and whether it denoises a study's figures.
+
+The default study's setting: the mobile space at 32 px, 1 channel, 10 classes, batch 1, one CPU thread.
+1. Fit: `fit_predictor` on N seeded networks (latency protocol capped at --max-seconds per network,
+   --part-seconds per distinct part); its wall time (goal: N = 300 in under 10 minutes).
+2. Held-out: `evaluate` on M networks the fit never saw, each measured twice with the fit's protocol, then once
+   more "quietly" (--quiet-seconds, a longer protocol, after everything else); per kind the share within +-10%
+   and +-5%, Spearman and MAPE against the first measurement and against the quiet one (goals: >= 95% within
+   +-10%, Spearman >= 0.98 against the quiet re-measurement), beside the measurement's own repeatability.
+3. Denoising (issue 16, item 5): D of the fit's networks are re-measured quietly. The study's raw figures are
+   the fit's short per-network measurements; do the predictor's figures for the same networks (in-sample, as a
+   study that fits on its own measurements would use them, and out-of-fold) rank them closer to the quiet
+   re-measurement than the raw figures do?
+The load average is recorded at start and end: on a shared machine it bounds what any figure here can mean.
+Run: .venv/bin/python -m bench.latency_predictor [-n 300] [-m 100] [--denoise 100]
+     (writes bench/results/latency_predictor.json; the predictor file goes to --out, default in the temp dir)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.common import write_result
+
+SPACE = Path(__file__).resolve().parents[1] / "search_spaces" / "mobile.yaml"
+WITHIN_GOAL, SPEARMAN_GOAL, FIT_GOAL_S = 0.95, 0.98, 600.0
+
+
+def _quiet(specs: list[Any], seconds: float, lock_dir: str | None) -> list[float]:
+    """The long-protocol re-measurement every comparison is judged against."""
+    from archlab.measure.latency import measure_latency
+    return [measure_latency(s, threads=1, max_seconds=seconds, lock_dir=lock_dir).latency_ms for s in specs]
+
+
+def _line(label: str, r: dict[str, float]) -> str:
+    return (f"  {label:34s} +-10% {100 * r['within_10']:5.1f}%  +-5% {100 * r['within_5']:5.1f}%  "
+            f"Spearman {r['spearman']:.3f}  MAPE {r['mape']:5.1f}%")
+
+
+def held_out(path: Path, m: int, quiet_s: float, lock_dir: str | None) -> dict[str, Any]:
+    """Evaluate on M new networks, then judge every kind and the raw measurements against a quiet re-measurement."""
+    from archlab.estimators.latency_fit import evaluate, rank_metrics, sample_networks
+    from archlab.estimators.latency_model import load_predictor
+    from archlab.space.search_space import load_space
+    result = evaluate(path, m, lock_dir=lock_dir)
+    pred = load_predictor(path)
+    t = pred.target
+    specs = sample_networks(load_space(pred.data["space"]["file"]), m, seed=result["seed"], img_size=t["img_size"],
+                            in_chans=t["in_chans"], num_classes=t["num_classes"],
+                            exclude=frozenset(r["arch_id"] for r in pred.data["train"]))
+    assert [s.arch_id for s in specs] == [r["arch_id"] for r in result["networks"]]  # what evaluate measured
+    quiet = _quiet(specs, quiet_s, lock_dir)
+    first = [r["first_ms"] for r in result["networks"]]
+    vs_quiet = {k: rank_metrics([r[f"{k}_ms"] for r in result["networks"]], quiet) for k in result["kinds"]}
+    vs_quiet["measured (first)"] = rank_metrics(first, quiet)
+    for row, q in zip(result["networks"], quiet):
+        row["quiet_ms"] = q
+    print(f"held-out: {m} new networks")
+    for k, r in result["kinds"].items():
+        print(_line(f"{k} vs first measurement", r))
+    print(_line("second vs first measurement", result["repeatability"]))
+    for k, r in vs_quiet.items():
+        print(_line(f"{k} vs quiet re-measurement", r))
+    return {**result, "vs_quiet": vs_quiet}
+
+
+def denoising(path: Path, d: int, quiet_s: float, lock_dir: str | None) -> dict[str, Any]:
+    """Raw per-network figures vs the predictor's figures for the same networks, judged by a quiet re-measurement."""
+    from archlab.estimators.latency_fit import rank_metrics, sample_networks
+    from archlab.estimators.latency_model import load_predictor
+    from archlab.space.search_space import load_space
+    pred = load_predictor(path)
+    t, train = pred.target, pred.data["train"]
+    space = load_space(pred.data["space"]["file"])
+    specs = sample_networks(space, len(train), seed=pred.data["fit"]["seed"], img_size=t["img_size"],
+                            in_chans=t["in_chans"], num_classes=t["num_classes"])
+    assert [s.arch_id for s in specs] == [r["arch_id"] for r in train]  # the fit's networks, in its order
+    specs, rows = specs[:d], train[:d]
+    quiet = _quiet(specs, quiet_s, lock_dir)
+    out = {"n": d, "raw": rank_metrics([r["latency_ms"] for r in rows], quiet)}
+    for kind in pred.kinds:
+        out[f"{kind} in-sample"] = rank_metrics([pred.predict(s, kind) for s in specs], quiet)
+        out[f"{kind} out-of-fold"] = rank_metrics([r[f"cv_{kind}_ms"] for r in rows], quiet)
+    print(f"denoising: {d} of the fit's networks re-measured quietly")
+    for label, r in out.items():
+        if label != "n":
+            print(_line(f"{label} vs quiet", r))
+    best = max((k for k in out if k not in ("n", "raw")), key=lambda k: out[k]["spearman"])
+    out["verdict"] = (f"{best} ranks closer to the quiet re-measurement than the raw figures "
+                      f"(Spearman {out[best]['spearman']:.3f} vs {out['raw']['spearman']:.3f})"
+                      if out[best]["spearman"] > out["raw"]["spearman"] else
+                      f"no predictor ranks closer to the quiet re-measurement than the raw figures (raw Spearman "
+                      f"{out['raw']['spearman']:.3f}, best predictor {best} {out[best]['spearman']:.3f})")
+    print(f"  {out['verdict']}")
+    return out
+
+
+def main() -> None:
+    """Fit, held-out evaluation and denoising; figures to bench/results/latency_predictor.json."""
+    from archlab.estimators.latency_fit import FitOptions, fit_predictor, format_fit
+    from archlab.estimators.latency_model import write_predictor
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("-n", type=int, default=300, help="networks to fit on")
+    parser.add_argument("-m", type=int, default=100, help="held-out networks")
+    parser.add_argument("--denoise", type=int, default=100, help="fit networks re-measured quietly")
+    parser.add_argument("--max-seconds", type=float, default=1.0)
+    parser.add_argument("--part-seconds", type=float, default=0.3)
+    parser.add_argument("--max-parts", type=int, default=None)
+    parser.add_argument("--quiet-seconds", type=float, default=3.0)
+    parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "latency_predictor_mobile32.json"),
+                        help="where the fitted predictor file goes (a few MB; not kept in the repository)")
+    parser.add_argument("--private-lock", action="store_true",
+                        help="measure under a private lock (other archlab trainers then do not pause)")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    lock_dir = tempfile.mkdtemp(prefix="archlab-bench-lock-") if args.private_lock else None
+    out: dict[str, Any] = {"load_average_at_start": os.getloadavg(), "space": str(SPACE.name),
+                           "input": "1x32x32, 10 classes", "args": vars(args)}
+    opts = FitOptions(threads=1, img_size=32, in_chans=1, num_classes=10, max_seconds=args.max_seconds,
+                      part_seconds=args.part_seconds, max_parts=args.max_parts, lock_dir=lock_dir)
+    start = time.perf_counter()
+    data = fit_predictor(SPACE, args.n, opts, progress=lambda s: print(f"\r  {s}", end="", flush=True))
+    fit_s = time.perf_counter() - start
+    path = write_predictor(Path(args.out), data)
+    print(f"\n{format_fit(data, path)}")
+    print(f"fit: {args.n} networks in {fit_s:.0f} s (goal: 300 in under {FIT_GOAL_S:.0f} s)")
+    out["fit"] = {"wall_s": fit_s, **data["fit"], "cv": data["cv"], "selected": data["selected"],
+                  "load_average": os.getloadavg()}
+    if args.m:
+        out["held_out"] = held_out(path, args.m, args.quiet_seconds, lock_dir)
+        out["held_out"]["load_average"] = os.getloadavg()
+    if args.denoise:
+        out["denoising"] = denoising(path, min(args.denoise, args.n), args.quiet_seconds, lock_dir)
+    out["goals"] = {"within_10": WITHIN_GOAL, "spearman_vs_quiet": SPEARMAN_GOAL, "fit_s_for_300": FIT_GOAL_S}
+    out["load_average_at_end"] = os.getloadavg()
+    print(f"load average: start {out['load_average_at_start']}, end {out['load_average_at_end']}")
+    print(f"written {write_result('latency_predictor', out)}")
+
+
+if __name__ == "__main__":
+    main()
