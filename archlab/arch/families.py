@@ -18,8 +18,8 @@ from archlab.core.registry import Registry
 if TYPE_CHECKING:
     from archlab.arch.spec import StageSpec
 
-__all__ = ["FAMILIES", "STAGE_SHARED", "Family", "family", "family_fields", "inception_pool_width",
-           "shuffle_branch_width"]
+__all__ = ["FAMILIES", "STAGE_SHARED", "Family", "check_owned_field", "family", "family_fields", "inception_pool_width",
+           "owner_of", "shuffle_branch_width"]
 
 # Fields every stage reads whatever its family; the rest are read only by the families that list them.
 STAGE_SHARED = frozenset({"block", "depth", "width", "stride", "downsample", "kernel_size", "norm", "act", "bias"})
@@ -57,6 +57,22 @@ def family(name: str) -> Family:
 def family_fields() -> dict[str, frozenset[str]]:
     """Family name -> the StageSpec fields it reads beyond STAGE_SHARED (the space language's applicability)."""
     return {name: FAMILIES.get(name).reads for name in FAMILIES}
+
+
+def owner_of(field_name: str) -> str | None:
+    """The family that owns `field_name` (no other family may set it), or None for a shared field."""
+    for name in FAMILIES:
+        if field_name in FAMILIES.get(name).owns:
+            return name
+    return None
+
+
+def check_owned_field(field_name: str, value: object) -> None:
+    """The rule an owned field's value must meet on its own (a branch width > 0, an odd kernel)."""
+    if field_name in INCEPTION_FIELDS:
+        _positive(field_name, value)  # type: ignore[arg-type]
+    elif field_name == "branch3_kernel" and value is not None and value % 2 == 0:  # type: ignore[operator]
+        raise SpecError(field_name, "must be odd (same padding)", value)
 
 
 def _add(row: Family) -> Family:

@@ -18,33 +18,29 @@ import typing
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from archlab.arch.families import STAGE_SHARED, check_owned_field, family, family_fields, owner_of
+from archlab.arch.generators import GENERATORS
 from archlab.arch.spec import BLOCKS, STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec
 from archlab.core.errors import SpecError, did_you_mean
-from archlab.core.schema import line_of
+from archlab.core.schema import coerce, line_of
 from archlab.core.yamlio import parse_number as _number
 from archlab.space.limits import check_dimension_count, check_range_size, check_scaling
 
-__all__ = ["CompiledSpace", "Dimension", "Domain", "Section", "Slot", "compile_space"]
+__all__ = ["CompiledSpace", "Dimension", "Domain", "Generated", "Section", "Slot", "compile_space"]
 
 # --- vocabulary -----------------------------------------------------------------------------------------
 
 GLOBAL_FIELDS = ("img_size", "in_chans", "num_classes", "drop_path_rate", "layer_scale_init")
 SCALING_DIMS = ("phi", "alpha", "beta", "gamma", "width_mult", "depth_mult")
 TOP_KEYS = ("kind", "name", "description", "base", *GLOBAL_FIELDS, "tied", "stem", "all_stages", "stages", "head",
-            "scaling", "constraints", "landmarks")
+            "scaling", "constraints", "landmarks", "generate")
 DOMAIN_KEYS = ("choices", "low", "high", "step", "log", "value", "when")
 METRICS = ("params", "macs")
 AT_KEYS = ("img_size", "in_chans", "num_classes")
 
-# Fields every stage reads whatever its family; the rest are read only by the families listed below.
-STAGE_SHARED = frozenset({"block", "depth", "width", "stride", "downsample", "kernel_size", "norm", "act", "bias"})
-FAMILY_FIELDS: dict[str, frozenset[str]] = {
-    "plain": frozenset({"padding"}),
-    "basic": frozenset(),
-    "bottleneck": frozenset({"expand_ratio", "group_width"}),
-    "inverted_residual": frozenset({"expand_ratio", "se_ratio", "se_gate", "se_act", "se_base"}),
-    "convnext": frozenset({"expand_ratio", "acts", "norms"}),  # always depthwise: group_width is not read
-}
+# Fields every stage reads whatever its family (STAGE_SHARED); the rest are each family's own, as its row in
+# archlab.arch.families says: a field applies to a stage only where its family reads it.
+FAMILY_FIELDS: dict[str, frozenset[str]] = family_fields()
 STEM_SHARED = frozenset({"type", "width", "norm", "act"})
 STEM_FIELDS: dict[str, frozenset[str]] = {
     "conv": frozenset({"kernel_size", "stride", "padding", "pool"}),
@@ -169,6 +165,15 @@ class Section:
 
 
 @dataclass(frozen=True, slots=True)
+class Generated:
+    """A generated structure: a generator (archlab.arch.generators) whose searched numbers produce the stages."""
+
+    rule: str                                   # a name in GENERATORS
+    slots: tuple[Slot, ...]                     # the generator's parameters, in its order
+    template: dict[str, Any]                    # fixed StageSpec fields every generated stage shares (all_stages)
+
+
+@dataclass(frozen=True, slots=True)
 class Bound:
     """A bound on params or MACs, evaluated with `at` (img_size, in_chans, num_classes) replaced."""
 
@@ -201,6 +206,7 @@ class CompiledSpace:
     landmarks: dict[str, dict[str, Any]]
     dimensions: tuple[Dimension, ...]
     lines: dict[str, int] = field(default_factory=dict)
+    generate: Generated | None = None           # set: `stages` is empty and the generator makes them
 
 
 # --- entry point ---------------------------------------------------------------------------------------------
@@ -274,7 +280,15 @@ class _Compiler:
         self._tied(data.get("tied", {}))
         globals_ = tuple(self._global(f) for f in GLOBAL_FIELDS if f != "layer_scale_init")
         stem = self._stem(data.get("stem", {}))
-        stages = self._stages(data.get("all_stages", {}), data.get("stages"))
+        generate = None
+        if "generate" in data:
+            if "stages" in data:
+                raise SpecError("stages", "cannot be given with generate: (the generator makes the stages)",
+                                show_value=False)
+            generate = self._generate(data["generate"], _mapping(data.get("all_stages", {}), "all_stages"))
+            stages: tuple[Section, ...] = ()
+        else:
+            stages = self._stages(data.get("all_stages", {}), data.get("stages"))
         head = self._head(data.get("head", {}))
         layer_scale = self._global("layer_scale_init")   # decoded after the stages: it applies to convnext only
         scaling, target, tolerance, derive_gamma = self._scaling(data.get("scaling"))
@@ -289,7 +303,7 @@ class _Compiler:
             tied=tuple(self.tied.items()), globals_=globals_, layer_scale=layer_scale, stem=stem,
             stages=stages, head=head, scaling=scaling, target=target, tolerance=tolerance,
             derive_gamma=derive_gamma, bounds=bounds, landmarks=landmarks, dimensions=tuple(self._final_dims()),
-            lines=lines)
+            lines=lines, generate=generate)
 
     def _final_dims(self) -> list[Dimension]:
         """Dimensions with their conditions, and tied ones with the cost role of the fields that use them."""
@@ -499,7 +513,8 @@ class _Compiler:
         domain = self._domain(self.data[name], name, _probe_global(name), name=name, hint=_hint_kind(ArchSpec, name),
                               field_name=name, scope=scope)
         if domain.kind == "dim":
-            auto = "some stage is convnext" if name == "layer_scale_init" else ""
+            readers = [f for f in BLOCKS if family(f).layer_scale]
+            auto = f"some stage is {' or '.join(readers)}" if name == "layer_scale_init" else ""
             self.conditions[name] = _join(auto, _when_text(domain.when, "", set()))
         return Slot(name, domain)
 
@@ -515,6 +530,53 @@ class _Compiler:
         base = _values(self.base.head) if self.base is not None else _values(HeadSpec())
         return self._section("head", "head", "head", raw, {}, base, HeadSpec, None, (), frozenset(), {},
                              default=_values(HeadSpec()))
+
+    # -- generated structure --
+    def _generate(self, raw: Any, template_raw: dict[str, Any]) -> Generated:
+        """`generate:` names a generator and gives each of its parameters a value, choices or a range."""
+        raw = _mapping(raw, "generate")
+        rule = raw.get("rule")
+        if not isinstance(rule, str) or rule not in GENERATORS:
+            raise SpecError("generate.rule", "must name a structure generator"
+                            + did_you_mean(str(rule), GENERATORS.names()), rule)
+        gen = GENERATORS.get(rule)
+        _check_keys(raw, ("rule", *gen.params), "generate")
+
+        def probe(value: Any, path: str, key: str) -> Any:
+            value = _number(value, path) if isinstance(value, str) else value
+            try:
+                gen.check(key, value)
+            except SpecError as err:
+                _reraise(err, path)
+            return value
+
+        slots = []
+        for key, default in gen.params.items():
+            path = f"generate.{key}"
+            if key not in raw:
+                if default is None:
+                    raise SpecError(path, f"is required by the {rule} generator", show_value=False)
+                slots.append(Slot(key, Domain("fixed", value=default, path=path)))
+                continue
+            dom = self._domain(raw[key], path, lambda v, p, k=key: probe(v, p, k), name=path, hint="number",
+                               field_name=key, scope=set(self.tied), role="enum")
+            if dom.kind == "dim":
+                self.conditions[dom.dim.name] = _when_text(dom.when, "", set())
+            slots.append(Slot(key, dom))
+        names = [f.name for f in fields(StageSpec)]
+        stage_probe = _probe_section(StageSpec, False)
+        template = {}
+        for key, value in template_raw.items():
+            path = f"all_stages.{key}"
+            if key not in names:
+                raise SpecError(path, "is not a known key" + did_you_mean(str(key), names), show_value=False)
+            if key in gen.sets:
+                raise SpecError(path, f"is set by the {rule} generator: give it under generate:", show_value=False)
+            if isinstance(value, (list, dict)) or (isinstance(value, str) and value.startswith("$")):
+                raise SpecError(path, "must be one fixed value with generate: (every generated stage shares it)",
+                                value)
+            template[key] = stage_probe(key, value, path)
+        return Generated(rule=rule, slots=tuple(slots), template=template)
 
     # -- stages --
     def _stages(self, all_raw: Any, raw: Any) -> tuple[Section, ...]:
@@ -614,9 +676,9 @@ class _Compiler:
         else:
             sel_values = _domain_values(sel, self.tied)
         plans = {value: self._plan(kind, path, value, selector, names, shared, variant_fields, base, default,
-                                   domain_for) for value in sel_values}
+                                   domain_for, only=len(sel_values) == 1) for value in sel_values}
         if kind == "stage":
-            for value, plan in plans.items():
+            for plan in plans.values():
                 if plan.fallback["width"] is None and not any(s.field == "width" for s in plan.slots):
                     raise SpecError(path, "is missing required key(s) width", show_value=False)
         # conditions shown by `describe`: depth > 0, the families a field applies to, and its own `when`
@@ -639,8 +701,9 @@ class _Compiler:
 
     def _plan(self, kind: str, path: str, value: Any, selector: str | None, names: list[str],
               shared: frozenset[str], variant_fields: dict[str, frozenset[str]], base: dict[str, Any] | None,
-              default: dict[str, Any], domain_for: typing.Callable[[str, str | None], Domain | None]) -> Plan:
-        """Slots and fallbacks of one section for one selector value."""
+              default: dict[str, Any], domain_for: typing.Callable[[str, str | None], Domain | None], *,
+              only: bool = False) -> Plan:
+        """Slots and fallbacks of one section for one selector value (`only`: the selector has no other)."""
         same_family = base is not None and (selector is None or base.get(selector) == value)
         if selector is None:
             reads: frozenset[str] | None = None
@@ -665,12 +728,20 @@ class _Compiler:
             dom = domain_for(name, value)
             if dom is None:
                 continue
+            owner = owner_of(name) if kind == "stage" else None
+            if owner is not None and owner != value:
+                # a field one family owns (grn, branch widths, split_ratio) applies only to that family
+                if only:
+                    raise SpecError(dom.path, f"applies only to the {owner} family, not {value}", dom.value)
+                continue
             if dom.kind == "fixed" and not dom.when:
                 fallback[name] = dom.value   # fixed values apply even where the family ignores the field
             elif reads is None or name in reads:
                 slots.append(Slot(name, dom))
         ordered = _order_slots(slots)
         controllers = frozenset(k for s in ordered for k, _, _ in s.domain.when if k in names)
+        if kind == "stage" and not ordered and fallback.get("width") is not None:
+            _check_fixed_stage(path, fallback, base)
         return Plan(slots=tuple(ordered), fallback=fallback, controllers=controllers)
 
     # -- scaling --
@@ -778,10 +849,19 @@ def _probe_section(cls: type, valid_padding: bool) -> typing.Callable[[str, Any,
     """A checker that validates one field value through `cls.from_dict` and returns it normalised."""
 
     def probe(name: str, value: Any, path: str) -> Any:
+        if cls is StageSpec and owner_of(name) is not None:
+            value = coerce(typing.get_type_hints(StageSpec)[name], value, path)
+            try:
+                check_owned_field(name, value)
+            except SpecError as err:
+                _reraise(err, path)
+            return value
         if cls is StageSpec:
             if name == "block" and value not in BLOCKS:
                 raise SpecError(path, "must be a block family: " + ", ".join(BLOCKS)
                                 + did_you_mean(str(value), BLOCKS, list_valid=False), value)
+            if name == "block":
+                return value   # a family's own rules need its own fields: they are checked per stage
             data = {"block": "plain", "depth": 1, "width": 8}
             if name == "kernel_size" and valid_padding:
                 data["padding"] = "valid"
@@ -803,6 +883,18 @@ def _probe_section(cls: type, valid_padding: bool) -> typing.Callable[[str, Any,
             _reraise(err, path)
         return getattr(spec, name)
     return probe
+
+
+def _check_fixed_stage(path: str, values: dict[str, Any], base: dict[str, Any] | None) -> None:
+    """A stage whose every field is fixed is checked whole now (a shuffle width that does not split evenly)."""
+    data = dict(values)
+    data["depth"] = data.get("depth") or (base or {}).get("depth") or 1
+    try:
+        StageSpec(**data)
+    except SpecError as err:
+        raise err.with_context(prefix=path) from None
+    except TypeError:  # a field without a value yet (required ones are checked by the caller)
+        return
 
 
 def _probe_global(name: str) -> typing.Callable[[Any, str], Any]:

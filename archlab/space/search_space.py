@@ -13,10 +13,12 @@ import json
 import math
 import random
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from archlab.arch.families import family
+from archlab.arch.generators import GENERATORS
 from archlab.arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec, make_divisible
 from archlab.core.errors import ArchlabError, SpecError, did_you_mean
 from archlab.core.schema import line_map, line_of
@@ -26,6 +28,7 @@ from archlab.space.format import (
     CompiledSpace,
     Dimension,
     Domain,
+    Generated,
     Section,
     Slot,
     _grid,
@@ -110,6 +113,11 @@ class SearchSpace:
     def file(self) -> str | None:
         """The file it was loaded from, if any."""
         return self._c.file
+
+    @property
+    def generate_rule(self) -> str | None:
+        """The generator that makes the stages (a `generate:` section), if any."""
+        return self._c.generate.rule if self._c.generate is not None else None
 
     @property
     def base(self) -> str | None:
@@ -243,13 +251,13 @@ class SearchSpace:
             if value is not _MISSING:
                 top[slot.field] = value
         stem = _section_values(c.stem, env, pick)
-        stages = []
+        stages = [] if c.generate is None else _generated_stages(c.generate, env, pick)
         for section in c.stages:
             values = _section_values(section, env, pick)
             if values is not None:
                 stages.append(values)
         head = _section_values(c.head, env, pick)
-        if any(s["block"] == "convnext" for s in stages) or c.layer_scale.domain.kind == "fixed":
+        if any(family(s["block"]).layer_scale for s in stages) or c.layer_scale.domain.kind == "fixed":
             value = _resolve(c.layer_scale.domain, top, env, pick)
             if value is not _MISSING:
                 top["layer_scale_init"] = value
@@ -569,6 +577,23 @@ def _section_values(section: Section, env: dict[str, Any], pick: Callable[[Dimen
     return local
 
 
+_STAGE_DEFAULTS = {f.name: f.default for f in fields(StageSpec)}
+
+
+def _generated_stages(gen: Generated, env: dict[str, Any], pick: Callable[[Dimension], Any]) -> list[dict[str, Any]]:
+    """The generator's stages for its resolved parameters, each a full StageSpec field dict (the template shared)."""
+    values: dict[str, Any] = {}
+    for slot in gen.slots:
+        value = _resolve(slot.domain, values, env, pick)
+        if value is not _MISSING:
+            values[slot.field] = value
+    try:
+        rows = GENERATORS.get(gen.rule)(**values)
+    except SpecError as err:
+        raise InvalidPointError(f"generate.{err.path}", err.rule, err.value) from None
+    return [{**_STAGE_DEFAULTS, **gen.template, **row} for row in rows]
+
+
 _CACHE: dict[tuple[Any, ...], Any] = {}
 _CACHE_LIMIT = 200_000
 
@@ -765,7 +790,7 @@ def _count_section(section: Section, env: dict[str, Any], controllers: frozenset
                 local["depth"] = depth
             n = _count_slots(plan.slots, 0, local, env, plan.controllers | controllers)
             total += n
-            if plan.fallback.get("block") != "convnext":
+            if "block" not in plan.fallback or not family(plan.fallback["block"]).layer_scale:
                 without += n
     return total * groups + zero, without * groups + zero
 
@@ -777,6 +802,8 @@ def _count_space(c: CompiledSpace, controllers: frozenset[str]) -> float:
     def leaf(env: dict[str, Any]) -> float:
         n = _count_slots(c.globals_, 0, {}, env, controllers)
         n *= _count_section(c.stem, env, controllers)[0] * _count_section(c.head, env, controllers)[0]
+        if c.generate is not None:  # generated stages (RegNet's bottlenecks) have no layer scale to count
+            n *= _count_slots(c.generate.slots, 0, {}, env, controllers)
         all_stages = no_convnext = 1.0
         for section in c.stages:
             t, w = _count_section(section, env, controllers)

@@ -426,7 +426,7 @@ stages:
             space.suggest(trial)
         except InvalidPointError:
             outcomes.append("invalid")
-            raise optuna.TrialPruned()
+            raise optuna.TrialPruned() from None
         outcomes.append("ok")
         return 0.0
 

@@ -76,7 +76,8 @@ def test_file_kind_dispatch(monkeypatch, tmp_path):
 
 
 def test_validator_loaders_may_be_named_by_module_path():
-    validator = Validator(markers=("x",), loader="archlab.space.search_space:load_space", describe="archlab.space.describe:one_line")
+    validator = Validator(markers=("x",), loader="archlab.space.search_space:load_space",
+                          describe="archlab.space.describe:one_line")
     assert validator.summary(validator.load(MOBILE)).startswith("search space mobile: 44 dimensions")
 
 

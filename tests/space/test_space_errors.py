@@ -76,7 +76,8 @@ def test_the_base_file_is_valid(tmp_path):
      "stem.width must hold at least one choice, got []"),
     # unknown block family
     (_edit("bottleneck]", "convnet]"), 5, "all_stages.block[1] must be a block family: plain, basic, bottleneck, "
-                                          "inverted_residual, convnext (did you mean 'convnext'?), got 'convnet'"),
+                                          "inverted_residual, convnext, inception, shuffle (did you mean 'convnext'?), "
+                                          "got 'convnet'"),
     (_edit("inverted_residual: {", "inverted_residul: {"), 7,
      "all_stages.inverted_residul is not a known key (did you mean 'inverted_residual'?)"),
     # min > max
