@@ -75,7 +75,10 @@ def front_table(table: pd.DataFrame, metric_names: Sequence[str], directions: Se
         return done
     front = done[pareto_mask(done[list(metric_names)].to_numpy(float), directions)]
     cols = ["number", "arch_id", *metric_names] + [c for c in ("params", "macs") if c not in metric_names]
-    return front[cols].sort_values(list(metric_names)[-1]).reset_index(drop=True)
+    front = front[cols].sort_values(list(metric_names)[-1]).reset_index(drop=True)
+    # counts are integers; the table's columns turn float when a failed row left them empty
+    counts = [c for c in ("params", "macs") if c in front and front[c].notna().all()]
+    return front.astype({c: "int64" for c in counts})
 
 
 def hypervolume_table(table: pd.DataFrame, metric_names: Sequence[str], directions: Sequence[str],

@@ -176,3 +176,16 @@ def test_summary_as_json_and_text(tmp_path):
     assert f"archlab search {STUDY} --resume --out {tmp_path}" in text and "optuna-dashboard sqlite:///x.db" in text
     with pytest.raises(AttributeError):
         summary.wall_s = 0.0   # frozen
+
+
+def test_the_fronts_counts_stay_integers_beside_a_failed_row():
+    import numpy as np
+    import pandas as pd
+
+    from archlab.search.results import front_table
+    table = pd.DataFrame({"number": [0, 1, 2], "state": ["complete", "failed", "complete"],
+                          "arch_id": ["a", None, "b"], "top1": [80.0, np.nan, 70.0], "latency_ms": [2.0, np.nan, 1.0],
+                          "params": [100.0, np.nan, 50.0], "macs": [10.0, np.nan, 5.0]})
+    records = front_table(table, METRICS, ["maximize", "minimize"]).to_dict(orient="records")
+    assert [(r["number"], r["params"], r["macs"]) for r in records] == [(2, 50, 5), (0, 100, 10)]
+    assert all(type(r["params"]) is int for r in records)   # JSON says 50, not 50.0
