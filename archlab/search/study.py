@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from archlab.arch.spec import MAX_IMG_SIZE
-from archlab.core.errors import ArchlabError, SpecError
+from archlab.core.errors import ArchlabError, SpecError, did_you_mean
 from archlab.core.registry import Registry
 from archlab.core.schema import Range, Schema, internal, load_document
 from archlab.measure.recipes import Budget
@@ -150,7 +150,17 @@ class _SamplerBlock(Schema):
 
     def __post_init__(self) -> None:
         self._normalise()
-        _check_sampler_name(self.name, "name")
+        cls_name = _check_sampler_name(self.name, "name")
+        import inspect
+
+        import optuna.samplers
+        params = inspect.signature(getattr(optuna.samplers, cls_name)).parameters
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            return
+        for key in self.args:   # a misspelt argument would fail every trial's sampler; said here instead
+            if key not in params:
+                raise SpecError(f"args.{key}", f"is not an argument of {cls_name}" + did_you_mean(
+                    str(key), [n for n in params if n != "self"], list_valid=False), show_value=False)
 
 
 def _check_sampler_name(name: str, path: str) -> str:

@@ -83,6 +83,8 @@ STUDY_CASES = [
     ("sampler", "CmaEsSampler", "sampler", "optimises one only"),
     ("sampler", "nsgaa", "sampler.name", "must be an Optuna sampler (did you mean 'nsga"),
     ("sampler.args", {"population_size": NAN}, "sampler.args.population_size", "must be a finite number"),
+    ("sampler.args", {"populaton_size": 4}, "sampler.args.populaton_size",
+     "is not an argument of NSGAIISampler (did you mean 'population_size'?)"),
     ("latency.backend", "eagre", "latency.backend", "did you mean 'eager'"),
     ("latency.max_seconds", NAN, "latency.max_seconds", "must be a finite number"),
     ("constraints", {"max_macs": NAN}, "constraints.max_macs", "must be a finite number"),
