@@ -8,6 +8,7 @@ back (`to_dict`, `to_yaml`) for the run folder's study.yaml.
 """
 from __future__ import annotations
 
+import inspect
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -151,9 +152,7 @@ class _SamplerBlock(Schema):
     def __post_init__(self) -> None:
         self._normalise()
         cls_name = _check_sampler_name(self.name, "name")
-        import inspect
-
-        import optuna.samplers
+        import optuna.samplers  # already imported by the name check
         params = inspect.signature(getattr(optuna.samplers, cls_name)).parameters
         if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
             return
