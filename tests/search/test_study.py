@@ -60,3 +60,28 @@ def test_errors_name_file_path_rule_and_value(base, change, message):
         study_from_dict({**data, **change}, file=file)
     assert str(err.value).startswith(f"{file}: ")
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"trials": 0}, "trials must be >= 1, got 0"),
+    ({"timeout": 0}, "timeout must be >= 1, got 0"),
+    ({"timeout": float("nan")}, "timeout must be a finite number"),
+    ({"concurrent": 0}, "execution.concurrent must be >= 1, got 0"),
+])
+def test_overrides_obey_the_files_rules(base, overrides, message):
+    data, file = base
+    with pytest.raises(SpecError, match=message):
+        study_from_dict(data, file=file).with_overrides(**overrides)
+
+
+def test_a_study_writes_itself_back(base):
+    data, file = base
+    study = study_from_dict({**data, "sampler": {"name": "nsga2", "args": {"population_size": 4}},
+                             "constraints": {"max_macs": "50M"}, "recipe": {"base": "proxy", "lr": "4e-2"}},
+                            file=file)
+    doc = study.to_dict()
+    assert doc["sampler"] == {"name": "nsga2", "args": {"population_size": 4}} and "sampler_args" not in doc
+    assert doc["constraints"] == {"max_macs": 50e6} and "file" not in doc
+    again = study_from_dict(doc, file=file)
+    assert again == study and again.file == file
+    assert "space: space.yaml" in study.to_yaml(space="space.yaml")
