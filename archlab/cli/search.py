@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from archlab.cli import options
 from archlab.report.writer import write_run_report
 from archlab.search.engine import format_summary, run_search, summary_json
 
@@ -12,13 +13,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the search subcommand."""
     p = sub.add_parser("search", help="run an Optuna multi-objective search on Ray Tune")
     p.add_argument("study", metavar="STUDY", help="study file, e.g. studies/mobile_frontier.yaml")
-    p.add_argument("--trials", type=int, default=None, help="number of trials (overrides the study)")
-    p.add_argument("--timeout", type=float, default=None, help="time budget in seconds (overrides the study)")
-    p.add_argument("--out", default=None, help="run folder (default runs/<study>-<time>)")
+    p.add_argument("--trials", type=options.trials, default=None, help="number of trials (overrides the study)")
+    p.add_argument("--timeout", type=options.positive_seconds, default=None,
+                   help="time budget in seconds (overrides the study)")
+    p.add_argument("--out", type=options.out_dir, default=None, help="run folder (default runs/<study>-<time>)")
     p.add_argument("--address", default=None,
                    help="join the Ray cluster at this address (default: the study's, else RAY_ADDRESS, else a "
                         "private local Ray)")
-    p.add_argument("--concurrent", type=int, default=None, help="trials at a time (overrides the study)")
+    p.add_argument("--concurrent", type=options.concurrent, default=None, help="trials at a time (overrides the study)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--quiet", action="store_true", help="no progress lines, summary only")
     p.add_argument("--json", action="store_true", help="print the summary as JSON (progress lines go to stderr)")
