@@ -15,7 +15,7 @@ from archlab.core.errors import ArchlabError
 __all__ = ["main"]
 
 # Modules under archlab.cli that define `register(subparsers)`; order is the help order.
-COMMAND_MODULES = ("core", "space", "measure", "proxies", "predictor", "search", "ablate", "report")
+COMMAND_MODULES = ("core", "space", "measure", "proxies", "predictor", "search", "ablate", "report", "export")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,10 +25,20 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser with every area's subcommands."""
     parser = _Parser(prog="archlab", description="Neural architecture search and ablation for CNNs.")
+    parser.add_argument("--version", action="version", version=f"archlab {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(f"archlab.cli.{name}").register(sub)
     return parser
+
+
+def _version() -> str:
+    import importlib.metadata
+    try:
+        return importlib.metadata.version("archlab")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        from archlab import __version__
+        return __version__
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
 from archlab.cli import options
@@ -29,6 +30,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=options.threads, default=None)
     p.add_argument("--compile", action="store_true", help="torch.compile the model (useful on CUDA)")
+    p.add_argument("--weights", default=None, metavar="FILE",
+                   help="start from an archlab, torchvision or timm checkpoint (first conv and classifier adapted "
+                        "to the data)")
+    p.add_argument("--trust-pickle", action="store_true", help="allow a pickle-based .pth/.pt checkpoint")
+    p.add_argument("--out", type=options.out_dir, default=None, metavar="DIR",
+                   help="write DIR/spec.yaml, DIR/weights.safetensors and DIR/train.json")
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=_run_train)
 
@@ -60,12 +67,22 @@ def _run_train(args: argparse.Namespace) -> int:
     if img_size is None and args.spec in ZOO:
         img_size = info.native_size  # zoo specs are ImageNet-sized; train at the dataset's own side
     spec = resolve_spec(args.spec, img_size=img_size)
+    init = _initial_weights(args, spec) if args.weights else None  # a bad file fails before the data loads
     data = load_data(args.dataset, img_size=spec.img_size, in_chans=info.native_chans, root=args.root,
                      limit=args.limit, val_limit=args.val_limit)  # split seed 0: seeds vary training only
     spec = spec.replace(in_chans=data.in_chans, num_classes=data.num_classes)
     budget = Budget(epochs=args.epochs, images=args.images, seconds=args.seconds)
+    if init is not None:
+        init = _fit_weights(init, spec)
+    trained: list[Any] = []
     result = train(spec, data, recipe=args.recipe, budget=budget, seed=args.seed, device=args.device,
-                   threads=args.threads, eval_split=args.split, compile=args.compile, progress=not args.json)
+                   threads=args.threads, eval_split=args.split, compile=args.compile, progress=not args.json,
+                   init_weights=init, on_trained=trained.append if args.out else None)
+    if args.out:
+        from archlab.measure.train import save_trained
+        written = save_trained(args.out, spec, trained[0], result, data=data, budget=budget, recipe=args.recipe,
+                               init=args.weights)
+        print("wrote " + ", ".join(str(p) for p in written), file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:
@@ -76,6 +93,20 @@ def _run_train(args: argparse.Namespace) -> int:
               f"{result.top1:.2f}%, {result.wall_s:.1f} s, {result.images_per_s:.0f} images/s "
               f"({result.memory_format}, {result.threads} threads)")
     return 0
+
+
+def _initial_weights(args: argparse.Namespace, spec: Any) -> Any:
+    """The --weights file as a state dict for `spec` as named (before the data sets channels and classes)."""
+    from archlab.nn.weights import load_weights
+    return load_weights(spec, args.weights, trust_pickle=args.trust_pickle).state_dict
+
+
+def _fit_weights(state: Any, spec: Any) -> Any:
+    from archlab.nn.weights import fit_to
+    fitted, notes = fit_to(spec, state)
+    for note in notes:
+        print(f"--weights: {note}", file=sys.stderr)
+    return fitted
 
 
 def _run_latency(args: argparse.Namespace) -> int:

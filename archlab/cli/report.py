@@ -18,11 +18,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="the .html file to write (default reports/<run folder name>.html)")
     p.add_argument("--static", action="store_true",
                    help="also write a PNG and an SVG of every figure next to it (needs kaleido and Chrome/Chromium)")
+    p.add_argument("--json", action="store_true", help="print a JSON object: the report file and the run folders")
     p.set_defaults(func=_run_report)
 
 
 def _run_report(args: argparse.Namespace) -> int:
     from archlab.report.writer import write_report
     path = write_report(args.runs, args.out, static=args.static, log=lambda m: print(m, file=sys.stderr))
-    print(path)
+    if args.json:
+        import json
+        print(json.dumps({"report": str(path), "runs": [str(r) for r in args.runs], "static": args.static}))
+    else:
+        print(path)
     return 0

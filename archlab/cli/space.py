@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
@@ -12,6 +13,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `validate` and `space` (describe, sample)."""
     p = sub.add_parser("validate", help="check search-space (and study) files; exit 2 if any is invalid")
     p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--json", action="store_true",
+                   help="print a JSON list: path, kind, ok and the message of each file (exit 2 if any is invalid)")
     p.set_defaults(func=_run_validate)
 
     p = sub.add_parser("space", help="describe or sample a search space")
@@ -45,7 +48,11 @@ def _overrides(args: argparse.Namespace) -> dict[str, int | None]:
 def _run_validate(args: argparse.Namespace) -> int:
     from archlab.cli.validate import validate_files
     bad = 0
-    for result in validate_files(args.files):
+    results = validate_files(args.files)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(r) for r in results], indent=2))
+        return 2 if any(not r.ok for r in results) else 0
+    for result in results:
         if result.ok:
             print(f"{result.path}: ok" + (f" ({result.message})" if result.message else ""))
         else:

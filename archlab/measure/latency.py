@@ -20,12 +20,13 @@ import math
 import os
 import platform
 import statistics
+import sys
 import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -336,7 +337,10 @@ def _onnxruntime(model: nn.Module, x: torch.Tensor, device: str, threads: int) -
                 dynamo = True
             except ImportError:
                 dynamo = False
-            torch.onnx.export(model, (x,), buf, input_names=["x"], output_names=["y"], dynamo=dynamo)
+            # the dynamo exporter prints progress on stdout, which `archlab latency --json` keeps for its JSON
+            with redirect_stdout(sys.stderr):
+                torch.onnx.export(model, (x,), buf, input_names=["x"], output_names=["y"], dynamo=dynamo,
+                                  verbose=False)
     except Exception as err:
         raise BackendUnavailable(f"backend 'onnxruntime': ONNX export failed: {type(err).__name__}: "
                                  f"{str(err)[:300]}") from None

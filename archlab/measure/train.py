@@ -294,12 +294,15 @@ class TrainOptions:
 
 def train(spec: ArchSpec, data: DataSplits, *, recipe: Recipe | str | Mapping[str, Any] = "classic", budget: Budget,
           seed: int = 0, callback: Callable[[EpochReport], bool | None] | None = None,
-          options: TrainOptions | None = None, **fields: Any) -> TrainResult:
+          options: TrainOptions | None = None, init_weights: Mapping[str, torch.Tensor] | None = None,
+          on_trained: Callable[[nn.Module], None] | None = None, **fields: Any) -> TrainResult:
     """Train `build_model(spec)` on `data` with `recipe` until `budget` runs out or `callback` returns True.
 
     `options` (or its fields as keywords) say where it runs. After every epoch (and at the end of the budget) the
     model is evaluated on `options.eval_split` and `callback(EpochReport)` is called. Between steps the trainer
     yields to latency measurements holding `measurement_lock(lock_dir)`. Raises DivergedError on a NaN/inf loss.
+    `init_weights` starts from a state dict (keys the model lacks are an error; a missing classifier keeps its
+    initialisation); `on_trained(model)` receives the evaluated model (the EMA copy where the recipe keeps one).
     """
     opts = replace(options or TrainOptions(), **fields)
     recipe = get_recipe(recipe)
@@ -318,7 +321,13 @@ def train(spec: ArchSpec, data: DataSplits, *, recipe: Recipe | str | Mapping[st
         torch.set_num_threads(opts.threads)
     gate: Any = MeasurementGate(opts.lock_dir) if opts.yield_to_measurement else _NoGate()
     try:
-        return _TrainLoop(spec, data, recipe, budget, seed, opts, gate).run(callback)
+        loop = _TrainLoop(spec, data, recipe, budget, seed, opts, gate)
+        if init_weights is not None:
+            loop.start_from(init_weights)
+        result = loop.run(callback)
+        if on_trained is not None:
+            on_trained((loop.ema.module if loop.ema is not None else loop.model).eval())
+        return result
     finally:
         gate.close()
         torch.set_num_threads(old_threads)
@@ -383,6 +392,16 @@ class _TrainLoop:
         split = data.split(self.opts.eval_split)
         self.eval_images, self.eval_labels = split.images.to(device), split.labels.to(device)
         self.order = torch.Generator().manual_seed(self.seed)  # data order independent of the model init's RNG use
+
+    def start_from(self, state: Mapping[str, torch.Tensor]) -> None:
+        """Load starting weights; only the classifier may be absent (fine-tuning to another number of classes)."""
+        missing, unexpected = self.model.load_state_dict(dict(state), strict=False)
+        classifier = {"fc.weight", "fc.bias"}
+        if unexpected or set(missing) - classifier:
+            raise ArchlabError(f"the starting weights do not fit {self.spec.name or self.spec.arch_id}: "
+                               f"missing {sorted(set(missing) - classifier)[:5]}, unexpected {unexpected[:5]}")
+        if self.ema is not None:
+            self.ema.set(self.model)
 
     def budget_left(self) -> bool:
         if self.total_steps is not None and self.step >= self.total_steps:
@@ -491,3 +510,47 @@ class _TrainLoop:
             probe_s=self.probe_s, paused_s=self.gate.paused_s, batch_size=self.batch, peak_lr=self.peak_lr,
             threads=torch.get_num_threads(), device=self.device, seed=self.seed, recipe=self.recipe.name,
             arch_id=spec.arch_id, name=spec.name)
+
+
+def save_trained(out_dir: str | Path, spec: ArchSpec, model: nn.Module, result: TrainResult, *,
+                 data: DataSplits, budget: Budget, recipe: Recipe | str, init: str | None = None) -> list[Path]:
+    """Write what a training run produced: DIR/spec.yaml, DIR/weights.safetensors and DIR/train.json.
+
+    train.json holds the recipe, budget, data, top-1, the starting weights and the library versions; each file is
+    written atomically, the weights before the JSON that describes them.
+    """
+    import json
+
+    import torchvision
+
+    from archlab.core.files import atomic_write_text
+    from archlab.nn.weights import save_weights
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ArchlabError(f"--out {out}: exists and is not a folder")
+    out.mkdir(parents=True, exist_ok=True)
+    recipe = get_recipe(recipe)
+    info = {
+        "arch_id": spec.arch_id, "name": spec.name, "top1": result.top1, "eval_split": result.eval_split,
+        "recipe": recipe.to_dict() if hasattr(recipe, "to_dict") else recipe.name,
+        "budget": budget.to_dict() if hasattr(budget, "to_dict") else asdict(budget),
+        "data": {"name": data.name, "img_size": data.img_size, "in_chans": data.in_chans,
+                 "num_classes": data.num_classes, "train_images": len(data.train),
+                 "eval_images": len(data.split(result.eval_split))},
+        "init_weights": init,
+        "versions": {"archlab": _version("archlab"), "torch": torch.__version__,
+                     "torchvision": torchvision.__version__, "timm": _version("timm")},
+        "result": result.to_dict(),
+    }
+    paths = [atomic_write_text(out / "spec.yaml", spec.to_yaml()),
+             save_weights(model, out / "weights.safetensors", metadata={"arch_id": spec.arch_id, "source": "archlab"})]
+    paths.append(atomic_write_text(out / "train.json", json.dumps(info, indent=2, default=str)))
+    return paths
+
+
+def _version(module: str) -> str:
+    import importlib.metadata
+    try:
+        return importlib.metadata.version(module)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"

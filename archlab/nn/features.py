@@ -9,8 +9,8 @@ Feature levels: one per resolution, as timm's ResNet and EfficientNet give them.
 consecutive stages at the same reduction only the last is kept; the stem's output before its max-pool comes first
 when it is finer than every stage (ResNet's 2x level).
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: TorchScript resolves the signatures of this mixin's methods
+# (even @torch.jit.unused ones) from real annotation objects, not strings, when it scripts ArchNet.
 from typing import Any
 
 import torch
@@ -84,12 +84,11 @@ def _first_conv(spec: ArchSpec) -> str:
 
 
 class TimmInterface:
-    """timm's model interface beyond forward_features/forward_head, for ArchNet (stem -> stages -> conv_head)."""
+    """timm's model interface beyond forward_features/forward_head, for ArchNet (stem -> stages -> conv_head).
 
-    spec: ArchSpec
-    stem: nn.Module
-    stages: nn.Sequential
-    conv_head: nn.Module
+    No class-level annotations (spec, stem, stages, conv_head come from ArchNet): TorchScript cannot resolve
+    postponed annotations on a class, and `torch.jit.script` must keep working on the network.
+    """
 
     def _init_timm_interface(self) -> None:
         """Set the attributes timm reads; called at the end of the network's __init__."""

@@ -30,9 +30,10 @@ from archlab.core.errors import ArchlabError, did_you_mean
 from archlab.core.files import atomic_write
 
 __all__ = [
-    "SOURCES", "WeightsMismatch", "LoadedWeights", "check_fits", "convert", "counterpart_name", "counterpart_spec",
-    "counterparts", "entries_of", "fit_to", "from_timm", "from_torchvision", "guess_network", "key_map", "load_checkpoint",
-    "load_weights", "metadata_of", "save_weights", "to_timm", "to_torchvision",
+    "SOURCES", "LoadedWeights", "WeightsMismatch", "check_fits", "convert", "counterpart_name", "counterpart_spec",
+    "counterparts", "entries_of", "fit_to", "from_timm", "from_torchvision", "guess_network", "key_map",
+    "load_checkpoint", "load_weights", "metadata_of", "randomize_", "reference_model", "save_weights", "to_timm",
+    "to_torchvision",
 ]
 
 SOURCES = ("torchvision", "timm")
@@ -278,6 +279,39 @@ def _mismatch_text(what: str, missing: list[str], unexpected: list[str], wrong: 
     parts.append(f"they look like {guess[1]} {guess[0]}'s weights" if guess else
                  "they match no zoo network's layout")
     return " ".join(parts)
+
+
+def randomize_(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Fill every float parameter and running statistic from a seeded generator; for checking a mapping on outputs.
+
+    Uniform with the variance of N(0, 1 / fan_in) for weights of 2+ dims (outputs stay O(1) however deep),
+    scales and layer scales in [0.5, 1.5], biases and means in [-0.2, 0.2], running variances in [0.5, 2]: unlike
+    a fresh initialisation, BatchNorm's statistics and eps then change the outputs, so they are checked too.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for key, t in model.state_dict(keep_vars=True).items():
+            if not t.is_floating_point():
+                continue
+            if key.endswith("running_var"):
+                t.uniform_(0.5, 2.0, generator=gen)
+            elif t.dim() >= 2:
+                bound = (3.0 / t[0].numel()) ** 0.5
+                t.uniform_(-bound, bound, generator=gen)
+            elif key.endswith(("weight", "gamma")):
+                t.uniform_(0.5, 1.5, generator=gen)
+            else:
+                t.uniform_(-0.2, 0.2, generator=gen)
+    return model
+
+
+def reference_model(name: str, source: str, seed: int = 0) -> nn.Module:
+    """The torchvision or timm counterpart of zoo network `name` with seeded random weights, in eval mode."""
+    model = _reference_model(source, name).to_empty(device="cpu")
+    for module in model.modules():  # to_empty leaves BatchNorm's step counters undefined
+        if isinstance(module, nn.BatchNorm2d) and module.num_batches_tracked is not None:
+            module.num_batches_tracked.zero_()
+    return randomize_(model, seed).eval()
 
 
 # --- which network is this for? ---------------------------------------------------------------------------

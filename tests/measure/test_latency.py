@@ -83,7 +83,6 @@ def test_cache_hits_and_keys(tmp_path):
 
 
 def test_onnxruntime_backend():
-    pytest.importorskip("onnxruntime", reason="onnxruntime not installed")
     r = measure_latency(tiny_spec(), backend="onnxruntime", threads=1, max_seconds=1.0)
     assert r.backend == "onnxruntime" and r.median_ms > 0 and "onnxruntime" in r.stack
 

@@ -24,7 +24,9 @@ BLOCKS_REGISTRY: Registry[type[Block]] = Registry("block family")
 class Block(nn.Module):
     """Base of all block families: one constructor signature and a static cost."""
 
-    has_skip: bool = False  # residual families set it where the block adds its input back
+    # residual families set it where the block adds its input back; no class-level annotation, because
+    # TorchScript cannot resolve a postponed one (`from __future__ import annotations`) and must script blocks
+    has_skip = False
 
     def __init__(self, in_chs: int, out_chs: int, stride: int, stage: StageSpec, *, drop_path: float = 0.0,
                  layer_scale_init: float = 0.0) -> None:
