@@ -25,6 +25,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any
 
+from archlab.arch.families import rescale_stage
 from archlab.arch.spec import MAX_IMG_SIZE, MAX_WIDTH, ArchSpec, make_divisible
 from archlab.arch.steps import ABLATION_STEPS, AblationStep, ablation_step
 from archlab.arch.zoo import ZOO, get_spec
@@ -386,7 +387,8 @@ def reduce_spec(spec: ArchSpec, *, width: float = 1.0, depth: float = 1.0) -> Ar
     def chs(c: int) -> int:
         return c if width == 1.0 else min(c, make_divisible(c * width, 8))
 
-    stages = tuple(replace(s, width=chs(s.width), depth=max(1, math.ceil(s.depth * depth))) for s in spec.stages)
+    # a stage's width fields are its family's (an Inception stage rescales each branch)
+    stages = tuple(replace(rescale_stage(s, chs), depth=max(1, math.ceil(s.depth * depth))) for s in spec.stages)
     stem = spec.stem if spec.stem.type == "identity" else replace(spec.stem, width=chs(spec.stem.width))
     head = replace(spec.head, conv_width=None if spec.head.conv_width is None else chs(spec.head.conv_width),
                    hidden=tuple(chs(w) for w in spec.head.hidden))

@@ -8,9 +8,9 @@ See docs/search_spaces.md, "Adding a block family".
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from archlab.core.errors import SpecError
 from archlab.core.registry import Registry
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from archlab.arch.spec import StageSpec
 
 __all__ = ["FAMILIES", "STAGE_SHARED", "Family", "check_owned_field", "family", "family_fields", "inception_pool_width",
-           "owner_of", "shuffle_branch_width"]
+           "owner_of", "rescale_stage", "shuffle_branch_width"]
 
 # Fields every stage reads whatever its family; the rest are read only by the families that list them.
 STAGE_SHARED = frozenset({"block", "depth", "width", "stride", "downsample", "kernel_size", "norm", "act", "bias"})
@@ -29,6 +29,10 @@ INCEPTION_FIELDS = ("branch1", "branch2_reduce", "branch2", "branch3_reduce", "b
 
 def _no_check(stage: StageSpec, in_chs: int | None) -> None:
     return None
+
+
+def _rescale_width(values: Mapping[str, Any], chs: Callable[[int], int]) -> dict[str, Any]:
+    return {"width": chs(values["width"])}
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +48,8 @@ class Family:
     detail: Callable[[StageSpec], str] = lambda s: ""   # family-specific part of an architecture-table row
     layer_scale: bool = False                           # reads ArchSpec.layer_scale_init
     grouped: bool = False                               # reads group_width (the spec checks it divides `mid`)
+    # the width fields of a stage (its field values) rescaled by `chs` (width scaling, the ablation proxy)
+    rescale: Callable[[Mapping[str, Any], Callable[[int], int]], dict[str, Any]] = _rescale_width
 
 
 FAMILIES: Registry[Family] = Registry("block family")
@@ -73,6 +79,13 @@ def check_owned_field(field_name: str, value: object) -> None:
         _positive(field_name, value)  # type: ignore[arg-type]
     elif field_name == "branch3_kernel" and value is not None and value % 2 == 0:  # type: ignore[operator]
         raise SpecError(field_name, "must be odd (same padding)", value)
+
+
+def rescale_stage(stage: StageSpec, chs: Callable[[int], int]) -> StageSpec:
+    """`stage` with its family's width fields rescaled by `chs` (scaling, the ablation proxy's reduction)."""
+    from dataclasses import fields, replace
+    values = {f.name: getattr(stage, f.name) for f in fields(stage)}
+    return replace(stage, **family(stage.block).rescale(values, chs))
 
 
 def _add(row: Family) -> Family:
@@ -149,9 +162,17 @@ def _inception_detail(s: StageSpec) -> str:
             f"{s.branch3_reduce}>{k3}x{k3} {s.branch3} | pool {inception_pool_width(s)}")
 
 
+def _inception_rescale(values: Mapping[str, Any], chs: Callable[[int], int]) -> dict[str, Any]:
+    """Every branch rescaled on its own, the pool branch too; the width is their sum again."""
+    out = {name: chs(values[name]) for name in INCEPTION_FIELDS}
+    pool = values["width"] - values["branch1"] - values["branch2"] - values["branch3"]
+    out["width"] = out["branch1"] + out["branch2"] + out["branch3"] + chs(max(pool, 1))
+    return out
+
+
 _INCEPTION_OWN = frozenset({*INCEPTION_FIELDS, "branch3_kernel"})
 _add(Family("inception", "Inception", _INCEPTION_OWN, lambda s, c: s.width, owns=_INCEPTION_OWN,
-            check=_inception_check, detail=_inception_detail))
+            check=_inception_check, detail=_inception_detail, rescale=_inception_rescale))
 
 
 # --- shufflenet v2 --------------------------------------------------------------------------------------------

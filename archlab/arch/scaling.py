@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
+from archlab.arch.families import rescale_stage
 from archlab.arch.spec import ArchSpec, make_divisible
 from archlab.core.errors import SpecError
 
@@ -17,6 +18,8 @@ __all__ = ["compound_multipliers", "scale", "scale_compound"]
 def scale(spec: ArchSpec, *, width: float = 1.0, depth: float = 1.0, resolution: float | int = 1.0,
           divisor: int = 8) -> ArchSpec:
     """Scale stem, stage and head-conv widths by `width`, depths by `depth` and the input side.
+
+    A stage's width fields are its family's (`Family.rescale`): an Inception stage rescales each branch.
 
     `resolution` is a multiplier when it is a float and an absolute side in pixels when it is an int
     (the released EfficientNets use fixed sides: 240, 260, ... 600).
@@ -28,7 +31,7 @@ def scale(spec: ArchSpec, *, width: float = 1.0, depth: float = 1.0, resolution:
     def chs(c: int) -> int:
         return c if width == 1.0 else make_divisible(c * width, divisor)
 
-    stages = tuple(replace(s, width=chs(s.width), depth=int(math.ceil(s.depth * depth)))
+    stages = tuple(replace(rescale_stage(s, chs) if width != 1.0 else s, depth=int(math.ceil(s.depth * depth)))
                    for s in spec.stages)
     stem = replace(spec.stem, width=chs(spec.stem.width)) if spec.stem.type != "identity" else spec.stem
     head = spec.head

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from archlab.arch.families import family, owner_of
 from archlab.arch.spec import ArchSpec, StemSpec
 from archlab.core.errors import SpecError
 from archlab.core.registry import Registry
@@ -97,7 +98,7 @@ def widen(spec: ArchSpec, *, width: int = 96) -> ArchSpec:
     is the reading that gives Table 10's 5.27 GMACs.
     """
     first = spec.stages[0]
-    inner = first.width * first.expand_ratio if first.block == "bottleneck" else first.width
+    inner = family(first.block).mid(first, first.width) if first.block == "bottleneck" else first.width
     factor = width / inner
     stages = tuple(replace(s, width=int(round(s.width * factor))) for s in spec.stages)
     stem = spec.stem if spec.stem.type == "identity" else replace(spec.stem, width=width)
@@ -154,6 +155,17 @@ def fewer_norms(spec: ArchSpec) -> ArchSpec:
 def layernorm(spec: ArchSpec) -> ArchSpec:
     """Step 15: BatchNorm -> LayerNorm in every block (and shortcut projection); no conv or linear MACs change."""
     return spec.with_stages(norm="layernorm")
+
+
+@ablation_step("grn")
+def grn(spec: ArchSpec) -> ArchSpec:
+    """ConvNeXt V2 (Woo et al. 2023): global response norm after the MLP activation, layer scale dropped.
+
+    Every stage of the family that owns `grn` (convnext) gets it; from ConvNeXt-T this is timm's convnextv2_tiny.
+    """
+    owner = owner_of("grn")
+    return replace(spec, stages=tuple(replace(s, grn=True) if s.block == owner else s for s in spec.stages),
+                   layer_scale_init=0.0)
 
 
 @ablation_step("separate_downsampling")

@@ -633,7 +633,7 @@ def _scale_values(stem: dict[str, Any], stages: list[dict[str, Any]], head: dict
         if stem["type"] != "identity":
             stem["width"] = make_divisible(stem["width"] * width, 8)
         for stage in stages:
-            stage["width"] = make_divisible(stage["width"] * width, 8)
+            stage.update(family(stage["block"]).rescale(stage, lambda c: make_divisible(c * width, 8)))
         if head["conv_width"] is not None:
             head["conv_width"] = make_divisible(head["conv_width"] * width, 8)
     if depth != 1.0:

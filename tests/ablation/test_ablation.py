@@ -83,14 +83,15 @@ EXPECTED_FIELDS = {
 
 
 def test_ladder_rows_and_parents(t_rows):
-    assert [r.name for r in t_rows][0] == "resnet50" and len(t_rows) == 17
+    assert [r.name for r in t_rows][0] == "resnet50" and len(t_rows) == 18
     by_name = {r.name: r for r in t_rows}
-    assert [r.name for r in t_rows if r.kind == "branch"] == ["kernel_5", "kernel_9", "kernel_11"]
+    assert [r.name for r in t_rows if r.kind == "branch"] == ["kernel_5", "kernel_9", "kernel_11", "grn"]
+    assert by_name["grn"].parent == by_name["separate_downsampling"].index
     # side branches start from the last adopted row and are not adopted themselves
     assert by_name["kernel_5"].parent == by_name["kernel_7"].parent == by_name["move_up_depthwise"].index
     assert by_name["kernel_9"].parent == by_name["kernel_11"].parent == by_name["kernel_7"].index
     assert by_name["gelu"].parent == by_name["kernel_7"].index
-    assert [r.recipe for r in t_rows] == ["classic"] + ["modern"] * 16
+    assert [r.recipe for r in t_rows] == ["classic"] + ["modern"] * 17
 
 
 @pytest.mark.parametrize("name", list(EXPECTED_FIELDS))
@@ -147,7 +148,8 @@ def test_mac_sequence_matches_paper(path):
         assert gmacs == pytest.approx(paper, rel=0.03), r.name
     # every row the paper gives is compared: the only exception is the T regime's step 15 (BN -> LN)
     noted = [r.name for r in rows if r.row.paper.gflops_note]
-    assert noted == (["layernorm"] if path == T_LADDER else [])
+    # ... and the T regime's GRN side branch, whose figure is timm's convnextv2_tiny count, not the paper's
+    assert noted == (["layernorm", "grn"] if path == T_LADDER else [])
 
 
 def test_step15_misprint_is_documented_not_hidden(t_rows):
@@ -160,10 +162,19 @@ def test_step15_misprint_is_documented_not_hidden(t_rows):
 
 
 def test_final_step_is_convnext_tiny_exactly(t_rows):
-    final, tiny = t_rows[-1].spec, get_spec("convnext_tiny")
+    final, tiny = [r for r in t_rows if r.kind != "branch"][-1].spec, get_spec("convnext_tiny")
     assert final.arch_id == tiny.arch_id
     assert replace(final, name=tiny.name) == tiny
     assert complexity(final).params == 28_589_128
+
+
+def test_grn_branch_is_timms_convnextv2_tiny(t_rows):
+    grn = next(r for r in t_rows if r.name == "grn")
+    v2 = get_spec("convnextv2_tiny")
+    assert replace(grn.spec, drop_path_rate=v2.drop_path_rate, name=v2.name) == v2
+    assert complexity(grn.spec).params == 28_635_496
+    assert complexity(grn.spec).macs / 1e9 == pytest.approx(grn.row.paper.gflops, rel=0.01)
+    assert grn.row.paper.top1 is None  # no supervised-only V2-T figure exists: left empty, not invented
 
 
 def test_r200_ladder_ends_at_convnext_base():
@@ -176,11 +187,12 @@ def test_r200_ladder_ends_at_convnext_base():
 def test_history_ladder_numbers_are_torchvisions():
     from torchvision.models import get_model_weights
     rows = resolve_ladder(load_ladder(HISTORY))
-    assert [r.name for r in rows] == ["lenet5", "alexnet", "vgg16", "resnet50", "mobilenet_v2", "efficientnet_b0",
-                                      "convnext_tiny"]
+    assert [r.name for r in rows] == ["lenet5", "alexnet", "vgg16", "googlenet", "resnet50", "mobilenet_v2",
+                                      "shufflenet_v2_x1_0", "efficientnet_b0", "convnext_tiny", "convnextv2_tiny"]
+    assert [r.name for r in rows if r.kind == "branch"] == ["shufflenet_v2_x1_0"]
     for r in rows:
         assert r.spec.arch_id == get_spec(r.name).arch_id and r.row.ceiling
-        if r.name == "lenet5":
+        if r.name in ("lenet5", "convnextv2_tiny"):  # no ImageNet weights / not in torchvision
             assert r.row.paper.top1 is None
             continue
         meta = get_model_weights(r.name).IMAGENET1K_V1.meta
@@ -371,7 +383,7 @@ def test_ladder_from_dict_requires_a_mapping():
 def test_archlab_validate_knows_ladders(tmp_path, capsys):
     assert main(["validate", str(T_LADDER), str(B_LADDER), str(HISTORY)]) == 0
     out = capsys.readouterr().out
-    assert out.count(": ok (ladder ") == 3 and "17 rows (3 side branches) from resnet50" in out
+    assert out.count(": ok (ladder ") == 3 and "18 rows (4 side branches) from resnet50" in out
     bad = _write(tmp_path, {**TINY, "seeds": [1, 1]}, "bad.yaml")
     assert main(["validate", str(bad)]) == 2
     assert re.search(rf"{re.escape(str(bad))}:\d+: seeds must not repeat a seed", capsys.readouterr().err)

@@ -134,3 +134,23 @@ def test_get_spec_unknown_name_suggests():
     from archlab.core.errors import ArchlabError
     with pytest.raises(ArchlabError, match="did you mean 'resnet50'"):
         get_spec("resnet05")
+
+
+def test_grn_step_turns_convnext_tiny_into_convnextv2_tiny():
+    from archlab.arch.steps import ABLATION_STEPS
+    v2 = ABLATION_STEPS.get("grn")(get_spec("convnext_tiny"))
+    want = get_spec("convnextv2_tiny")
+    assert v2.replace(drop_path_rate=0.0, name=want.name) == want
+    assert complexity(v2).params == 28_635_496  # timm convnextv2_tiny
+
+
+@pytest.mark.parametrize("name", ["googlenet", "shufflenet_v2_x1_0", "convnextv2_tiny", "regnet_y_400mf"])
+def test_width_scaling_keeps_new_families_valid(name):
+    """Scaling asks the family for its width fields: an Inception stage rescales every branch."""
+    from archlab.arch.families import inception_pool_width
+    from archlab.arch.scaling import scale
+    spec = scale(get_spec(name), width=0.25, depth=0.34)
+    for stage in spec.stages:
+        if stage.block == "inception":
+            assert inception_pool_width(stage) > 0 and stage.branch1 % 8 == 0
+    assert complexity(spec).params < complexity(get_spec(name)).params
