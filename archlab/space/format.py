@@ -20,7 +20,7 @@ from typing import Any
 
 from archlab.arch.families import STAGE_SHARED, check_owned_field, family, family_fields, owner_of
 from archlab.arch.generators import GENERATORS
-from archlab.arch.spec import BLOCKS, STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec
+from archlab.arch.spec import BLOCKS, MAX_IMG_SIZE, MAX_WIDTH, STEMS, ArchSpec, HeadSpec, StageSpec, StemSpec
 from archlab.core.errors import SpecError, did_you_mean
 from archlab.core.schema import coerce, line_of
 from archlab.core.yamlio import parse_number as _number
@@ -822,6 +822,9 @@ class _Compiler:
         for key, value in raw.items():
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise SpecError(f"{path}.{key}", "must be a positive integer", value)
+            top = {"img_size": MAX_IMG_SIZE, "in_chans": MAX_WIDTH}.get(key, 10 ** 6)  # the ArchSpec field bounds
+            if value > top:
+                raise SpecError(f"{path}.{key}", f"must be at most {top:,}", value)
         return dict(raw)
 
     def _landmarks(self, raw: Any) -> dict[str, dict[str, Any]]:

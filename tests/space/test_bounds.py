@@ -80,6 +80,11 @@ def test_nan_and_infinity_are_errors_wherever_a_space_takes_a_number(tmp_path, t
     assert err.path == path and "finite" in err.rule
 
 
+def test_a_constraint_evaluated_at_an_impossible_input_is_refused(tmp_path):
+    err = _refused(tmp_path, BASE + "constraints: {at: {img_size: 1000000000000000000000000000000}, macs: {max: 1G}}\n")
+    assert err.path == "constraints.at.img_size" and "must be at most 8,192" in str(err)
+
+
 def test_conditions_over_too_many_combinations_are_refused(tmp_path):
     stage = "  - {width: [8, 16, 24, 32, 40, 48, 56, 64, 72, 80], depth: 1, stride: 1, " \
             "kernel_size: {choices: [3, 5], when: {width: 8}}}\n"
