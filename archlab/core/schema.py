@@ -141,6 +141,8 @@ class Schema:
             if kind == "literal" and value is not None:
                 _choice(value, extra, name)
                 continue
+            if isinstance(value, bool) and kind in ("int", "float"):   # True is an int to Python, not to a file
+                raise SpecError(name, "must be an integer" if kind == "int" else "must be a number", value)
             if value is None or isinstance(value, bool):
                 continue
             if kind == "float" and isinstance(value, numbers.Real) and not isinstance(value, float):

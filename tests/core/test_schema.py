@@ -199,6 +199,8 @@ def test_records_made_in_code_are_checked_and_normalised():
         replace(rec, mode="medium")
     with pytest.raises(SpecError, match="size must be > 0"):
         Inner(size=0)
+    with pytest.raises(SpecError, match="size must be an integer, got True"):
+        Inner(size=True)
     assert replace(rec, rate=1).rate == 1.0 and isinstance(replace(rec, rate=1).rate, float)
     assert replace(rec, sizes=[3]).sizes == (3,)
     with pytest.raises(SpecError, match=r"sizes\[1\] must be <= 100, got 10000"):
