@@ -130,7 +130,8 @@ def _mbconv_mid(stage: StageSpec, in_chs: int) -> int:
 
 
 _add(Family("inverted_residual", "MBConv", frozenset({"expand_ratio"}) | _SE, _mbconv_mid,
-            detail=lambda s: f"e{s.expand_ratio:g}" + (f" SE {s.se_ratio:g}" if s.se_ratio else "")))
+            detail=lambda s: " ".join(p for p in (f"e{s.expand_ratio:g}" if s.expand_ratio != 1.0 else "",
+                                                  f"SE {s.se_ratio:g}" if s.se_ratio else "") if p)))
 
 # always depthwise (group_width is not read); the depthwise conv comes first, on the block's input
 _add(Family("convnext", "ConvNeXt", frozenset({"expand_ratio", "acts", "norms", "grn"}), lambda s, c: c,

@@ -228,20 +228,14 @@ def latency_settings(entries: Any) -> tuple[dict[str, Any], ...]:
 
 # --- architectures ---------------------------------------------------------------------------------------------
 
-_SHORT = {"inverted_residual": "MBConv", "bottleneck": "bneck", "convnext": "ConvNeXt", "basic": "basic",
-          "plain": "plain"}
-
-
 def _stage_summary(s: Any) -> str:
-    text = f"{_SHORT.get(s.block, s.block)}x{s.depth} {s.width}ch k{s.kernel_size}"
-    if s.expand_ratio != 1.0:
-        text += f" e{s.expand_ratio:g}"
-    if s.group_width == 1:
-        text += " dw"
-    elif s.group_width:
-        text += f" g{s.group_width}"
-    if s.se_ratio:
-        text += " SE"
+    """One stage in a few words: the family's display name, depth, width, kernel and what the family reads."""
+    from archlab.arch.families import family
+    row = family(s.block)
+    text = f"{row.label}x{s.depth} {s.width}ch k{s.kernel_size}"
+    detail = row.detail(s)
+    if detail:
+        text += f" {detail}"
     if s.stride == 2:
         text += " /2"
     return text
@@ -249,6 +243,7 @@ def _stage_summary(s: Any) -> str:
 
 def arch_info(yaml_text: str, *, file: str = "spec.yaml") -> ArchInfo:
     """Summary line and per-part table (params, MACs, output shape) of a spec file's text."""
+    from archlab.arch.families import family
     from archlab.arch.spec import ArchSpec
     try:
         spec = ArchSpec.from_yaml(yaml_text)
@@ -264,17 +259,18 @@ def arch_info(yaml_text: str, *, file: str = "spec.yaml") -> ArchInfo:
     rows: list[dict[str, Any]] = []
     parts = info["parts"]
     rows.append(dict(part="stem", block=stem.type, depth="", width=stem.width, stride=stem.stride,
-                     kernel=stem.kernel_size, expand="", groups="", se="", act=stem.act, norm=stem.norm))
+                     kernel=stem.kernel_size, expand="", groups="", se="", act=stem.act, norm=stem.norm, detail=""))
     for i, s in enumerate(spec.stages):
         groups = "" if s.group_width is None else ("dw" if s.group_width == 1 else f"{s.group_width}/group")
         rows.append(dict(part=f"stage {i + 1}", block=s.block, depth=s.depth, width=s.width, stride=s.stride,
                          kernel=s.kernel_size, expand=f"{s.expand_ratio:g}", groups=groups,
-                         se=f"{s.se_ratio:g}" if s.se_ratio else "", act=s.act, norm=s.norm))
+                         se=f"{s.se_ratio:g}" if s.se_ratio else "", act=s.act, norm=s.norm,
+                         detail=family(s.block).detail(s)))  # branch widths, split/shuffle, GRN: the family's
     head = spec.head
     rows.append(dict(part="head", block=f"{head.pool} pool" + (f", fc {'-'.join(map(str, head.hidden))}"
                                                                  if head.hidden else ""),
                      depth="", width=head.conv_width or "", stride="", kernel="", expand="", groups="", se="",
-                     act=head.act, norm=head.norm))
+                     act=head.act, norm=head.norm, detail=""))
     for row, part in zip(rows, parts):
         row.update(out=f"{part['out_chs']}x{part['out_size']}x{part['out_size']}" if row["part"] != "head"
                    else str(part["out_chs"]), params=int(part["params"]), macs=int(part["macs"]))

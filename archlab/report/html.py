@@ -331,7 +331,7 @@ JS = r"""
   function stageTable(rows) {
     var cols = [['part', 'part'], ['block', 'block'], ['depth', 'd'], ['width', 'width'], ['stride', 's'],
                 ['kernel', 'k'], ['expand', 'exp'], ['groups', 'groups'], ['se', 'SE'], ['act', 'act'],
-                ['norm', 'norm'],
+                ['norm', 'norm'], ['detail', 'family'],
                 ['out', 'output'], ['params', 'params'], ['macs', 'MACs']];
     var head = el('tr', {}, cols.map(function (c) { return el('th', {}, [c[1]]); }));
     var body = rows.map(function (r) {
