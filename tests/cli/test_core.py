@@ -44,3 +44,101 @@ def test_user_errors_exit_2_without_traceback(tmp_path):
         assert proc.stderr.startswith("archlab: error:")
     assert "did you mean 'resnet50'" in run("show", "resnet05").stderr
     assert "kernel_size must be odd" in run("show", str(bad)).stderr
+
+
+# --- hand-off: --version, --json, --weights, train --out ----------------------------------------------------
+
+def test_version(capsys):
+    import pytest
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"archlab {__import__('archlab').__version__}"
+
+
+def test_zoo_json(capsys):
+    assert main(["zoo", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["name"] for r in rows] == zoo_names()
+    r50 = next(r for r in rows if r["name"] == "resnet50")
+    assert (r50["params"], r50["arch_id"], r50["timm_name"]) == (25_557_032, "0906cb16f5c85e71", "archlab_resnet50")
+
+
+def test_validate_json(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("stages: 3\n")
+    good = "search_spaces/mobile.yaml"
+    assert main(["validate", good, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows[0]["ok"] and rows[0]["kind"] == "space" and rows[0]["path"] == good
+    assert main(["validate", good, str(bad), "--json"]) == 2
+    rows = json.loads(capsys.readouterr().out)
+    assert [r["ok"] for r in rows] == [True, False] and "bad.yaml" in rows[1]["message"]
+
+
+def test_report_json(tmp_path, capsys):
+    from tests.report.fixtures import make_search_run
+    run_dir = make_search_run(tmp_path / "run", n_trials=6)
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "r.html"), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["report"] == str(tmp_path / "r.html") and (tmp_path / "r.html").stat().st_size > 1000
+
+
+def test_show_weights_fit_and_mismatch(tmp_path, capsys):
+    from archlab.nn.build import build_model
+    from archlab.nn.weights import save_weights, to_torchvision
+    model = build_model(get_spec("resnet18", num_classes=10))
+    path = save_weights(to_torchvision("resnet18", model.state_dict()), tmp_path / "tv.safetensors")
+    assert main(["show", "resnet18", "--weights", str(path), "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["weights"]["layout"] == "torchvision" and row["weights"]["num_classes"] == 10
+    assert main(["show", "resnet34", "--weights", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "do not fit resnet34" in err and "missing keys" in err and "torchvision resnet18" in err
+
+
+def test_train_out_writes_spec_weights_and_json(tmp_path, capsys):
+    from archlab.arch.spec import ArchSpec, StageSpec, StemSpec, load_spec
+    from archlab.nn.build import build_model
+    from archlab.nn.weights import load_checkpoint, metadata_of
+    spec = ArchSpec(stem=StemSpec(width=8, stride=1), stages=(StageSpec(block="basic", depth=1, width=8, stride=2),),
+                    img_size=8, in_chans=1, num_classes=10, name="tiny")
+    spec_file = tmp_path / "tiny.yaml"
+    spec_file.write_text(spec.to_yaml())
+    out = tmp_path / "trained"
+    args = ["train", str(spec_file), "--dataset", "digits", "--images", "256", "--val-limit", "100", "--json"]
+    assert main([*args, "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    info = json.loads((out / "train.json").read_text())
+    assert info["top1"] == result["top1"] and info["data"]["name"] == "digits" and info["budget"]["images"] == 256
+    assert info["recipe"]["name"] == "classic" and {"torch", "timm", "archlab"} <= set(info["versions"])
+    trained_spec = load_spec(out / "spec.yaml")
+    assert trained_spec.arch_id == spec.arch_id and metadata_of(out / "weights.safetensors")["arch_id"] == spec.arch_id
+    model = build_model(trained_spec)
+    model.load_state_dict(load_checkpoint(out / "weights.safetensors"), strict=True)
+    assert not torch_equal_to_init(model, trained_spec)
+    # and training can start from those weights again
+    assert main([*args, "--weights", str(out / "weights.safetensors"), "--out", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "train.json").read_text())["init_weights"].endswith("weights.safetensors")
+
+
+def torch_equal_to_init(model, spec) -> bool:
+    import torch
+
+    from archlab.nn.build import build_model
+    torch.manual_seed(0)
+    fresh = build_model(spec)
+    return all(torch.equal(a, b) for a, b in zip(fresh.state_dict().values(), model.state_dict().values()))
+
+
+def test_latency_onnxruntime_json_is_valid(tmp_path):
+    from archlab.arch.spec import ArchSpec, StageSpec, StemSpec
+    spec = ArchSpec(stem=StemSpec(width=8, stride=1), stages=(StageSpec(block="basic", depth=1, width=8, stride=2),),
+                    img_size=16, in_chans=1, num_classes=10, name="tiny")
+    spec_file = tmp_path / "tiny.yaml"
+    spec_file.write_text(spec.to_yaml())
+    proc = run("latency", str(spec_file), "--backend", "onnxruntime", "--threads", "1", "--max-seconds", "1",
+               "--json")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout)  # the exporter's progress lines went to stderr
+    assert rows[0]["backend"] == "onnxruntime" and rows[0]["median_ms"] > 0
