@@ -35,6 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="time at most this many distinct parts, most frequent first (default: all)")
     f.add_argument("--from-csv", default=None, metavar="FILE",
                    help="fit on a latency table measured elsewhere instead of measuring (docs/estimators.md)")
+    f.add_argument("--device-name", default=None,
+                   help="with --from-csv: the device a table without a device column was measured on")
     f.add_argument("--out", type=options.new_file, required=True, help="the predictor file to write (JSON)")
     f.add_argument("--json", action="store_true", help="print the fit's summary as JSON")
     f.set_defaults(func=_run_fit)
@@ -67,10 +69,13 @@ def _run_fit(args: argparse.Namespace) -> int:
                       in_chans=args.in_chans, num_classes=args.num_classes, backend=args.backend,
                       max_seconds=args.max_seconds, part_seconds=args.part_seconds, max_parts=args.max_parts,
                       seed=args.seed)
+    if args.device_name and not args.from_csv:
+        raise ArchlabError("--device-name names the device of a --from-csv table; a fit that measures here "
+                           "records this machine's")
     if args.from_csv:
         if args.n is not None:
             raise ArchlabError("give -n or --from-csv, not both: a CSV fit uses every row of the table")
-        data = fit_from_csv(args.space, args.from_csv, opts)
+        data = fit_from_csv(args.space, args.from_csv, opts, device=args.device_name)
     elif args.n is None:
         raise ArchlabError("give -n N (networks to measure here) or --from-csv FILE")
     else:

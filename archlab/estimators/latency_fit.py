@@ -14,7 +14,7 @@ import math
 import platform
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,8 @@ from archlab.measure.latency import LatencyProtocol, device_name, measure_latenc
 from archlab.nn.build import build_model
 from archlab.space.search_space import SearchSpace
 
-__all__ = ["EVAL_SEED_OFFSET", "FitOptions", "evaluate", "fit_from_csv", "fit_predictor", "format_evaluation",
-           "format_fit", "load_space_file", "rank_metrics", "sample_networks"]
+__all__ = ["EVAL_SEED_OFFSET", "FitOptions", "denoised_latencies", "evaluate", "fit_from_csv", "fit_predictor",
+           "format_evaluation", "format_fit", "load_space_file", "rank_metrics", "sample_networks"]
 
 EVAL_SEED_OFFSET = 1_000_003   # eval draws from seed + this unless told: a stream apart from the fit's
 _NO_VALID_AFTER = 500          # draws after which a space with no valid network at this input is given up
@@ -169,8 +169,8 @@ def fit_predictor(space_path: str | Path, n: int, options: FitOptions = FitOptio
     part_s = 0.0
     for i, (spec, parts) in enumerate(zip(specs, decomposed)):
         net = build_model(spec)
-        ms, figure = _measure(net, net_protocol)
-        figures[figure] += 1
+        ms, net_figure = _measure(net, net_protocol)
+        figures[net_figure] += 1
         t0 = time.perf_counter()
         for part, (where, module) in zip(parts, part_modules(net)):
             assert where == part.where  # the meta walk and the real one cut the network alike
@@ -180,7 +180,7 @@ def fit_predictor(space_path: str | Path, n: int, options: FitOptions = FitOptio
                 figures[figure] += 1
                 part_rows.append(part_features(part))
         part_s += time.perf_counter() - t0
-        nets.append({"arch_id": spec.arch_id, "latency_ms": ms, "parts": parts})
+        nets.append({"arch_id": spec.arch_id, "latency_ms": ms, "figure": net_figure, "parts": parts})
         if progress:
             progress(f"measured {i + 1}/{n} networks and {len(table)} distinct parts "
                      f"({time.perf_counter() - start:.0f} s)")
@@ -271,38 +271,78 @@ def rank_metrics(predicted: Any, reference: Any) -> dict[str, float]:
 CSV_TARGET_COLUMNS = ("threads", "batch")   # optional; constant over the table when present
 
 
-def fit_from_csv(space_path: str | Path, csv_path: str | Path, options: FitOptions = FitOptions()) -> dict[str, Any]:
+def fit_from_csv(space_path: str | Path, csv_path: str | Path, options: FitOptions = FitOptions(), *,
+                 device: str | None = None) -> dict[str, Any]:
     """Fit the regressor kinds on a latency table measured elsewhere (columns: docs/estimators.md).
 
-    Columns: `latency_ms` and `device` (one value), and either `spec` (an ArchSpec as JSON) or the space's
-    parameter columns; optional `threads` and `batch`. The lookup kind needs parts timed on the device, so a
-    CSV fit holds `linear` and `gbm` only.
+    Columns: `latency_ms`, `device` (one value; or `device` given here for a table without that column), and
+    either `spec` (an ArchSpec as JSON) or the space's parameter columns (bare or as a run folder's
+    `params_<name>`); optional `threads` and `batch`. Rows with an empty `latency_ms` (a failed trial) are
+    skipped. The lookup kind needs parts timed on the device, so a CSV fit holds `linear` and `gbm` only.
     """
     from archlab.core.yamlio import read_text_file
     start = time.perf_counter()
     space, info = load_space_file(space_path)
     name = str(csv_path)
     rows = list(csv.DictReader(io.StringIO(read_text_file(csv_path))))
+    target = _csv_target(name, rows, device, options)
+    specs, y = [], []
+    for i, row in enumerate(rows, start=2):  # line 1 is the header
+        if row["latency_ms"].strip():
+            specs.append(_csv_spec(space, row, f"{name}: line {i}", options))
+            y.append(_csv_latency(row["latency_ms"], f"{name}: line {i}"))
+    shapes = {(s.in_chans, s.img_size, s.num_classes) for s in specs}
+    if len(shapes) > 1:
+        raise ArchlabError(f"{name}: every network must have the same input and classes, got {sorted(shapes)}")
+    if len(specs) < MIN_NETWORKS:
+        raise ArchlabError(f"{name}: needs at least {MIN_NETWORKS} rows with a latency to fit, got {len(specs)}")
+    nets = [{"arch_id": s.arch_id, "latency_ms": ms, "parts": decompose(s)} for s, ms in zip(specs, y)]
+    models, cv = _fit_models(nets, {}, [], specs[0].img_size, options.seed)
+    return {"target": {**target, "img_size": specs[0].img_size, "in_chans": specs[0].in_chans,
+                       "num_classes": specs[0].num_classes},
+            "space": info, "models": models, "selected": min(cv, key=lambda k: cv[k]["mape"]), "cv": cv,
+            "fit": {"n": len(specs), "seed": options.seed, "source": f"csv {Path(csv_path).resolve()}",
+                    "skipped_rows": len(rows) - len(specs), "fit_s": round(time.perf_counter() - start, 2)},
+            "train": [{k: v for k, v in r.items() if k != "parts"} for r in nets]}
+
+
+def denoised_latencies(specs: Sequence[ArchSpec], latencies: Sequence[float], *, kind: str = "linear",
+                       seed: int = 0) -> list[float]:
+    """A study's own noisy latencies replaced by a regressor's fit to them (in-sample): issue 16's denoising.
+
+    The regressor shares strength across networks (a layer costs about the same in every network), so where
+    single measurements scatter (a shared machine) its figures can rank the networks closer to a quiet
+    re-measurement than the measurements themselves; bench/latency_predictor.py measures whether they do.
+    """
+    if kind not in ("linear", "gbm"):
+        raise ArchlabError(f"denoising uses a network-level regressor (linear or gbm), got {kind!r}")
+    if len(specs) != len(latencies) or len(specs) < MIN_NETWORKS:
+        raise ArchlabError(f"denoising needs as many latencies as networks and at least {MIN_NETWORKS} of them, "
+                           f"got {len(specs)} networks and {len(latencies)} latencies")
+    x = np.asarray([network_features(decompose(s), s.img_size) for s in specs])
+    y = np.log(np.asarray(latencies, dtype=float))
+    model = fit_linear(x, y, NETWORK_FEATURES) if kind == "linear" else fit_gbm(x, y, NETWORK_FEATURES, seed)
+    return np.exp(predict_model(model, x)).tolist()
+
+
+def _csv_target(name: str, rows: list[dict[str, str]], device: str | None, options: FitOptions) -> dict[str, Any]:
+    """The device and settings a CSV table was measured with, from its columns (or `device`)."""
     if not rows:
         raise ArchlabError(f"{name}: holds no rows (a header with latency_ms, device and spec or the space's "
                            "parameter columns, then one row per network)")
     columns = set(rows[0])
-    for need in ("latency_ms", "device"):
-        if need not in columns:
-            raise ArchlabError(f"{name}: has no {need!r} column (columns: {shorten(', '.join(sorted(columns)))})")
-    devices = {r["device"] for r in rows}
-    if len(devices) != 1:
-        raise ArchlabError(f"{name}: column device must hold one device, got {shorten(repr(sorted(devices)))}")
-    specs, y = [], []
-    for i, row in enumerate(rows, start=2):  # line 1 is the header
-        specs.append(_csv_spec(space, row, columns, f"{name}: line {i}", options))
-        y.append(_csv_latency(row["latency_ms"], f"{name}: line {i}"))
-    shapes = {(s.in_chans, s.img_size, s.num_classes) for s in specs}
-    if len(shapes) != 1:
-        raise ArchlabError(f"{name}: every network must have the same input and classes, got {sorted(shapes)}")
-    if len(specs) < MIN_NETWORKS:
-        raise ArchlabError(f"{name}: needs at least {MIN_NETWORKS} rows to fit, got {len(specs)}")
-    target = {"device": devices.pop(), "threads": options.threads, "batch": options.batch}
+    if "latency_ms" not in columns:
+        raise ArchlabError(f"{name}: has no 'latency_ms' column (columns: {shorten(', '.join(sorted(columns)))})")
+    if "device" in columns:
+        devices = sorted({r["device"] for r in rows})
+        if len(devices) != 1 or not devices[0].strip():
+            raise ArchlabError(f"{name}: column device must hold one device name, got {shorten(repr(devices))}")
+        device = devices[0]
+    elif not device:
+        raise ArchlabError(f"{name}: has no 'device' column: add one, or name the device the table was measured "
+                           "on (--device-name)")
+    target = {"device": device, "device_name": device, "threads": options.threads, "batch": options.batch,
+              "backend": "unknown (imported)", "stack": "unknown (imported)", "host": ""}
     for column in CSV_TARGET_COLUMNS:
         if column in columns:
             values = sorted({r[column].strip() for r in rows})
@@ -310,15 +350,7 @@ def fit_from_csv(space_path: str | Path, csv_path: str | Path, options: FitOptio
                 raise ArchlabError(f"{name}: column {column} must hold one whole number >= 1 on every row, got "
                                    f"{shorten(repr(values))}")
             target[column] = int(values[0])
-    nets = [{"arch_id": s.arch_id, "latency_ms": ms, "parts": decompose(s)} for s, ms in zip(specs, y)]
-    models, cv = _fit_models(nets, {}, [], specs[0].img_size, options.seed)
-    return {"target": {**target, "device_name": target["device"], "backend": "unknown (imported)",
-                       "stack": "unknown (imported)", "img_size": specs[0].img_size, "in_chans": specs[0].in_chans,
-                       "num_classes": specs[0].num_classes, "host": ""},
-            "space": info, "models": models, "selected": min(cv, key=lambda k: cv[k]["mape"]), "cv": cv,
-            "fit": {"n": len(specs), "seed": options.seed, "source": f"csv {Path(csv_path).resolve()}",
-                    "fit_s": round(time.perf_counter() - start, 2)},
-            "train": [{k: v for k, v in r.items() if k != "parts"} for r in nets]}
+    return target
 
 
 def _csv_latency(text: str, where: str) -> float:
@@ -331,17 +363,20 @@ def _csv_latency(text: str, where: str) -> float:
     return value
 
 
-def _csv_spec(space: SearchSpace, row: dict[str, str], columns: set[str], where: str, options: FitOptions
-              ) -> ArchSpec:
+def _csv_spec(space: SearchSpace, row: dict[str, str], where: str, options: FitOptions) -> ArchSpec:
     """The row's network: its `spec` JSON, or the space decoded from its parameter columns."""
     overrides = {"img_size": options.img_size, "in_chans": options.in_chans, "num_classes": options.num_classes}
     try:
-        if "spec" in columns:
+        if "spec" in row:
             spec = ArchSpec.from_json(row["spec"])
             changes = {k: v for k, v in overrides.items() if v is not None}
             return replace(spec, **changes) if changes else spec
         names = {d.name for d in space.dimensions}
-        params = {k: _cell(v) for k, v in row.items() if k in names and v != ""}
+        params = {}
+        for column, text in row.items():
+            key = column.removeprefix("params_") if column.removeprefix("params_") in names else column
+            if key in names and text != "":
+                params[key] = _cell(text)
         return space.decode(params, **overrides)
     except SpecError as err:
         raise ArchlabError(f"{where}: {err}") from None

@@ -16,6 +16,7 @@ from archlab.core.errors import ArchlabError
 from archlab.estimators.latency_fit import (
     FitOptions,
     _overhead_fit,
+    denoised_latencies,
     evaluate,
     fit_predictor,
     load_space_file,
@@ -295,3 +296,32 @@ def test_csv_import_fits_the_regressors(fitted, tmp_path, capsys):
     nocol.write_text("spec,device\n{},x\n")
     _one_message(capsys, ["predictor", "fit", str(SPACE), "--from-csv", str(nocol), "--out", str(out)],
                  "nocol.csv: has no 'latency_ms' column")
+
+
+def test_a_run_folders_trials_table_imports_and_denoises(tmp_path, capsys):
+    space, _ = load_space_file(SPACE)
+    drawn = space.sample(6, seed=5)
+    table = tmp_path / "trials.csv"
+    names = sorted({k for params, _ in drawn for k in params})
+    with table.open("w", newline="") as f:  # the run folder's shape: params_<name>, latency_ms, no device
+        w = csv.writer(f)
+        w.writerow(["number", *(f"params_{k}" for k in names), "latency_ms"])
+        for i, (params, spec) in enumerate(drawn):
+            w.writerow([i, *(json.dumps(params[k]) if k in params else "" for k in names),
+                        0.1 + complexity(spec).macs / 1e6])
+        w.writerow([6, *("" for _ in names), ""])  # a failed trial: no latency, skipped
+    out = tmp_path / "run.json"
+    _one_message(capsys, ["predictor", "fit", str(SPACE), "--from-csv", str(table), "--out", str(out)],
+                 "has no 'device' column", "--device-name")
+    assert main(["predictor", "fit", str(SPACE), "--from-csv", str(table), "--device-name", "this cpu",
+                 "--out", str(out), "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)["fit"]
+    assert fit["n"] == 6 and fit["skipped_rows"] == 1
+    pred = load_predictor(out, device="this cpu")
+    assert [r["arch_id"] for r in pred.data["train"]] == [s.arch_id for _, s in drawn]
+    specs = [s for _, s in drawn]
+    noisy = [0.1 + complexity(s).macs / 1e6 * (3.0 if i == 2 else 1.0) for i, s in enumerate(specs)]
+    smooth = denoised_latencies(specs, noisy)
+    assert len(smooth) == 6 and all(v > 0 for v in smooth)
+    with pytest.raises(ArchlabError, match="at least 4"):
+        denoised_latencies(specs[:2], noisy[:2])
