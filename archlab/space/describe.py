@@ -24,7 +24,9 @@ def _bound_text(bound: Bound) -> str:
 
 def one_line(space: SearchSpace) -> str:
     """A one-line summary (what `archlab validate` prints for a valid space)."""
-    return f"search space {space.name}: {len(space.dimensions)} dimensions, 10^{space.log10_size():.1f} points"
+    size = space.log10_size()
+    points = "a continuous range" if size == float("inf") else f"10^{size:.1f} points"
+    return f"search space {space.name}: {len(space.dimensions)} dimensions, {points}"
 
 
 def describe(space: SearchSpace, *, draws: int = 500, seed: int = 0, img_size: int | None = None,
