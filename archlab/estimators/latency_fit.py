@@ -398,9 +398,11 @@ def evaluate(path: str | Path, m: int, *, seed: int | None = None, space_path: s
     the second measurement's against the first: the repeatability no predictor of such measurements can beat."""
     if m < 2:
         raise ArchlabError(f"-n must be at least 2 to rank networks, got {m}")
-    probe = load_predictor(path)
-    t = probe.target
-    here = device_name(t["device"]) if t["device"] == "cpu" or t["device"].startswith("cuda") else "(none)"
+    t = load_predictor(path).target
+    if not (t["device"] == "cpu" or t["device"].startswith("cuda")):
+        raise ArchlabError(f"{path}: was fitted on a table from device {t['device']!r}; eval measures on this "
+                           "machine, so it needs a predictor fitted here (archlab predictor fit SPACE -n N)")
+    here = device_name(t["device"])
     pred = load_predictor(path, device_name=here)  # eval measures here: the file must be for this machine
     space, info = load_space_file(space_path or pred.data["space"].get("file", ""))
     pred = load_predictor(path, device_name=here, space=info["hash"])

@@ -280,6 +280,8 @@ def test_csv_import_fits_the_regressors(fitted, tmp_path, capsys):
     out = tmp_path / "phone.json"
     assert main(["predictor", "fit", str(SPACE), "--from-csv", str(table), "--out", str(out)]) == 0
     assert "pixel-4 big core" in capsys.readouterr().out
+    _one_message(capsys, ["predictor", "eval", str(out), "-n", "2"], "from device 'pixel-4 big core'",
+                 "eval measures on this machine")
     pred = load_predictor(out, device="pixel-4 big core", threads=4)
     assert pred.kinds == ("linear", "gbm")
     probe = sample_networks(space, 1, seed=99)[0]
