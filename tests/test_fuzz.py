@@ -71,11 +71,13 @@ def work(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module", autouse=True)
 def _report_counts(request):
     yield
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
     line = "fuzz cases per entry point: " + ", ".join(f"{k} {v}" for k, v in sorted(CASES.items()))
-    if reporter is not None:
-        reporter.write_line(line)
-    print(line)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    if capture is not None:
+        with capture.global_and_fixture_disabled():   # shown in the run's output, not swallowed by capture
+            print("\n" + line)
+    else:
+        print(line)
 
 
 def _where(path: Path, work: Path) -> Path:
