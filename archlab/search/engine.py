@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from archlab.core.errors import ArchlabError
-from archlab.search.results import STATE_ATTR, TABLE_STATES, load_trials, summary_dict, write_table
+from archlab.measure.chance import chance_check
+from archlab.search.results import STATE_ATTR, TRIED_STATES, load_trials, summary_dict, write_table
 from archlab.search.run_folder import RunFolder, software_versions
 from archlab.search.runlock import RunLock, resumed_budget
 from archlab.search.study import Study, load_study
@@ -31,7 +32,6 @@ from archlab.search.trial import TrialSettings
 
 __all__ = ["SearchSummary", "format_summary", "make_sampler", "run_search", "summary_json"]
 
-TRIED_STATES = tuple(s for s in TABLE_STATES if s != "interrupted")  # outcomes that count toward `trials`
 Reporter = Callable[[str], None]
 
 
@@ -55,6 +55,7 @@ class SearchSummary:
     infeasible_rejected: int
     duplicates_answered: int
     report: Path | None = None
+    chance_note: str = ""              # "the budget is too small to rank ..." (archlab.measure.chance), or ''
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (paths as strings)."""
@@ -155,6 +156,7 @@ class _Session:
                  data: Any, progress: Reporter | None) -> None:
         self.study, self.run, self.optuna_study, self.storage, self.state = study, run, optuna_study, storage, state
         self.in_chans, self.num_classes = int(data.train.images.shape[1]), int(data.num_classes)
+        self.n_eval = len(data.val)  # images each top-1 is measured on: the noise archlab.measure.chance uses
         self.report = progress
         done_before = sum(1 for t in optuna_study.get_trials(deepcopy=False)
                           if t.user_attrs.get(STATE_ATTR) in TRIED_STATES)
@@ -247,13 +249,17 @@ class _Session:
                          if t.user_attrs.get(STATE_ATTR) == "duplicate")
         data.update(wall_s=wall, infeasible_rejected=self.infeasible, run_dir=str(self.run.path),
                     duplicates_answered=duplicates)
+        chance = chance_check(table.loc[table["state"] == "complete", "top1"] if "top1" in table else (),
+                              self.num_classes, n_eval=self.n_eval)   # a front of noise is said to be one
+        data.update(num_classes=self.num_classes, n_eval=self.n_eval, chance=chance.to_dict() if chance else None)
         self.run.write_json("summary.json", data)
         summary = SearchSummary(
             run_dir=self.run.path, study=self.study.name, study_file=self.study.file or self.run.study_file,
             storage=self.state["storage"], metrics=tuple(self.study.metric_names),
             directions=tuple(self.study.directions), trials_run=len(table), counts=data["counts"],
             front=tuple(data["front"]), hypervolume=data["hypervolume"], savings=data["savings"], wall_s=wall,
-            unfinished=len(running), infeasible_rejected=self.infeasible, duplicates_answered=duplicates)
+            unfinished=len(running), infeasible_rejected=self.infeasible, duplicates_answered=duplicates,
+            chance_note=chance.message() if chance else "")
         return summary if write_report is None else replace(summary, report=write_report(self.run.path))
 
 
@@ -354,6 +360,8 @@ def format_summary(summary: SearchSummary) -> str:
     if summary.duplicates_answered:
         lines.append(f"{summary.duplicates_answered} re-proposed architectures were answered from their earlier "
                      "trials, not trained again")
+    if summary.chance_note:
+        lines.append(summary.chance_note)
     lines.append("")
     if summary.front:
         lines.append(f"Pareto front ({len(summary.front)} architectures):")
