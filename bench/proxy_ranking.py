@@ -148,7 +148,11 @@ def main() -> None:
         "table": str(TABLE.relative_to(HERE.parent)), "networks": len(specs), "seed": args.seed,
         "batch_size": batch_size, "minibatches": 2, "bootstrap": args.boot, "wall_s": wall,
         "load_average_1_5_15": list(os.getloadavg()),  # other jobs on the machine inflate the times
-        "beat_both_baselines": beats, "proxies": result})
+        "beat_both_baselines": beats, "proxies": result,
+        # every network's scores, so other questions (partial correlations, subsets) need no re-run
+        "networks_scored": [{"arch_id": spec.arch_id, "top1": y, **{k: (v[i] if math.isfinite(v[i]) else None)
+                                                                   for k, v in scores.items()}}
+                            for i, (spec, y) in enumerate(zip(specs, top1))]})
     print(f"written {path}")
 
 
