@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from archlab.core.errors import ArchlabError, did_you_mean
+from archlab.core.files import atomic_write
 from archlab.core.registry import Registry
 
 __all__ = ["DATASETS", "DEBIAN_FASHION_MNIST", "DataSplits", "DatasetInfo", "Split", "adapt_channels",
@@ -194,16 +195,18 @@ def _register(name: str, native_size: int | None, native_chans: int, hflip: bool
 
 
 def _unpack_gz(src: Path, raw: Path) -> None:
-    """Decompress the four Fashion-MNIST .gz files into `raw`; a temp file and os.replace make it race-free."""
+    """Decompress the four Fashion-MNIST .gz files into `raw`; atomic writes make concurrent unpacking race-free."""
     raw.mkdir(parents=True, exist_ok=True)
     for name in _FASHION_FILES:
         target = raw / name
         if target.exists():
             continue
-        tmp = raw / f".{name}.{os.getpid()}.tmp"
-        with gzip.open(src / f"{name}.gz", "rb") as fin, open(tmp, "wb") as fout:
-            shutil.copyfileobj(fin, fout, 1 << 20)
-        os.replace(tmp, target)
+
+        def unpack(tmp: Path, name: str = name) -> None:
+            with gzip.open(src / f"{name}.gz", "rb") as fin, open(tmp, "wb") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+
+        atomic_write(target, unpack)
 
 
 def _fashion_root(root: str | None) -> Path:
