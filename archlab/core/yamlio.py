@@ -24,7 +24,7 @@ __all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "load_data
 
 MAX_FILE_BYTES = 4 * 1024 * 1024   # the largest shipped file is ~10 KB; override with ARCHLAB_MAX_FILE_BYTES
 MAX_DEPTH = 64                     # shipped files nest 5 deep; far below Python's recursion limit
-MAX_NODES = 100_000                # far above any real spec or space; an alias bomb expands to millions
+MAX_NODES = 20_000                 # 10x the largest shipped file (1,712); bounds composing and probing values
 MAX_ALIASES = 1000
 ENV_MAX_BYTES = "ARCHLAB_MAX_FILE_BYTES"
 
@@ -116,6 +116,7 @@ class _Loader(yaml.SafeLoader):
         super().__init__(stream)
         self._aliases = 0
         self._depth = 0
+        self._nodes = 0
 
     def compose_node(self, parent: Any, index: Any) -> Any:
         if self.check_event(yaml.AliasEvent):
@@ -124,6 +125,10 @@ class _Loader(yaml.SafeLoader):
                 raise _BoundaryError(f"uses more than {MAX_ALIASES} aliases; refusing to expand them",
                                      line=self.peek_event().start_mark.line + 1)
             return super().compose_node(parent, index)
+        self._nodes += 1   # counted while composing, so a file of a million scalars stops at the cap
+        if self._nodes > MAX_NODES:
+            raise _BoundaryError(f"holds more than {MAX_NODES:,} values; refusing to load it",
+                                 line=self.peek_event().start_mark.line + 1)
         # PyYAML composes recursively: the cap stops a deep file long before Python's recursion limit
         self._depth += 1
         try:

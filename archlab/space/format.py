@@ -413,10 +413,17 @@ class _Compiler:
             raise SpecError(path, "must be a list of choices", raw)
         if not raw:
             raise SpecError(path, "must hold at least one choice", raw)
-        values = []
+        check_range_size("int", 1, len(raw), 1, path)   # the per-dimension cap holds for choices too
+        values: list[Any] = []
+        seen: set[Any] = set()   # hashable choices are compared in O(1): a long list is not quadratic
         for i, item in enumerate(raw):
             value = self._probe(probe, item, f"{path}[{i}]")
-            if value in values:
+            try:
+                repeated = value in seen
+                seen.add(value)
+            except TypeError:
+                repeated = value in values
+            if repeated:
                 raise SpecError(f"{path}[{i}]", "repeats an earlier choice", item)
             values.append(value)
         if len(values) == 1:

@@ -90,10 +90,18 @@ def test_alias_bombs_and_self_references_are_refused_quickly():
     lines = ['a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
     for i in range(1, 10):
         lines.append(f"{chr(97 + i)}: &{chr(97 + i)} [" + ", ".join([f"*{chr(96 + i)}"] * 9) + "]")
-    assert "expands to more than 100,000 nodes" in str(_refused(load_yaml_text, "\n".join(lines)))
+    assert "expands to more than 20,000 nodes" in str(_refused(load_yaml_text, "\n".join(lines)))
     assert "nests deeper than 64 levels (aliases included)" in str(_refused(load_yaml_text, "a: &a [*a, *a]"))
     many = "a: &a 1\nb: [" + ", ".join(["*a"] * 1500) + "]"
     assert "more than 1000 aliases" in str(_refused(load_yaml_text, many))
+
+
+def test_a_file_of_too_many_values_stops_while_composing():
+    text = "width: [" + ", ".join(map(str, range(yamlio.MAX_NODES + 5))) + "]\n"
+    err = _refused(load_yaml_text, text, file="wide.yaml", seconds=20)   # PyYAML composes ~10k nodes a second
+    assert f"holds more than {yamlio.MAX_NODES:,} values" in str(err) and err.line == 1
+    assert len(load_yaml_text("width: [" + ", ".join(map(str, range(yamlio.MAX_NODES // 2))) + "]")["width"]) \
+        == yamlio.MAX_NODES // 2
 
 
 def test_numbers_too_long_to_read_and_json_constants():
