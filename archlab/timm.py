@@ -13,6 +13,7 @@ downloaded: archlab's zoo carries no weights of its own). `import archlab` does 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from timm.models import build_model_with_cfg, register_model
@@ -36,11 +37,9 @@ def _spec_for(name: str, kwargs: dict[str, Any]) -> ArchSpec:
     changes = {field: kwargs.pop(key) for key, field in _SPEC_KWARGS.items() if key in kwargs}
     spec = get_spec(name, **changes)
     if "drop_rate" in kwargs:
-        from dataclasses import replace
         spec = spec.replace(head=replace(spec.head, dropout=float(kwargs.pop("drop_rate"))))
-    for key in ("global_pool",):  # the spec fixes the pool; accept timm's own default only
-        if kwargs.get(key) in (None, spec.head.pool):
-            kwargs.pop(key, None)
+    if kwargs.get("global_pool") in (None, spec.head.pool):  # the spec fixes the pool; its own name is accepted
+        kwargs.pop("global_pool", None)
     if kwargs:
         raise ArchlabError(f"{PREFIX}{name}: unsupported keyword argument(s) {', '.join(sorted(kwargs))}; "
                            f"supported: {', '.join(sorted([*_SPEC_KWARGS, 'drop_rate']))}")

@@ -14,19 +14,22 @@ from archlab.nn.weights import (
     counterpart_name,
     counterpart_spec,
     counterparts,
+    fit_to,
     from_timm,
     from_torchvision,
     guess_network,
     key_map,
     load_checkpoint,
     load_weights,
+    randomize_,
+    reference_model,
     save_weights,
     to_timm,
     to_torchvision,
 )
 
 __all__ = [
-    "SOURCES", "LoadedWeights", "WeightsMismatch", "counterpart_name", "counterpart_spec", "counterparts",
-    "from_timm", "from_torchvision", "guess_network", "key_map", "load_checkpoint", "load_weights",
-    "save_weights", "to_timm", "to_torchvision",
+    "SOURCES", "LoadedWeights", "WeightsMismatch", "counterpart_name", "counterpart_spec", "counterparts", "fit_to",
+    "from_timm", "from_torchvision", "guess_network", "key_map", "load_checkpoint", "load_weights", "randomize_",
+    "reference_model", "save_weights", "to_timm", "to_torchvision",
 ]

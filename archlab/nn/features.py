@@ -5,9 +5,9 @@ and timm/models/_features.py), so `timm.create_model(..., features_only=True)` (
 layer-wise learning-rate decay (`group_matcher`) and detection/segmentation necks that read `feature_info` work
 on any archlab network, searched or canonical.
 
-Feature levels: one per resolution, as timm's ResNet and EfficientNet give them. Each stage is a candidate, and of
-consecutive stages at the same reduction only the last is kept; the stem's output before its max-pool comes first
-when it is finer than every stage (ResNet's 2x level).
+Feature levels: one per resolution, as timm's ResNet, RegNet and EfficientNet give them. Each stage is a
+candidate, and of consecutive stages at the same reduction only the last is kept; the stem's output (before its
+max-pool, if it has one) comes first when it is finer than every stage (ResNet's and RegNet's 2x level).
 """
 # No `from __future__ import annotations` here: TorchScript resolves the signatures of this mixin's methods
 # (even @torch.jit.unused ones) from real annotation objects, not strings, when it scripts ArchNet.
@@ -36,10 +36,11 @@ def feature_levels(spec: ArchSpec) -> list[dict[str, Any]]:
         else:
             levels.append(entry)
     stem = spec.stem
-    if stem.type != "identity" and stem.pool != "none" and stem.stride < levels[0]["reduction"]:
-        # the stem conv's output, before the pool: its last child but one (conv -> pool, or three convs -> pool)
-        last_conv = 2 if stem.type == "deep" else 0
-        levels.insert(0, {"num_chs": stem.width, "reduction": stem.stride, "module": f"stem.{last_conv}"})
+    if stem.type != "identity" and stem.stride < levels[0]["reduction"]:
+        # the stem's own level (RegNet's), or its conv output before the pool (ResNet's: conv -> pool, or the
+        # deep stem's three convs -> pool)
+        module = "stem" if stem.pool == "none" else f"stem.{2 if stem.type == 'deep' else 0}"
+        levels.insert(0, {"num_chs": stem.width, "reduction": stem.stride, "module": module})
     return levels
 
 

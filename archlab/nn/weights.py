@@ -17,7 +17,7 @@ import contextlib
 import functools
 import os
 import stat
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +61,10 @@ _SHOW = 5  # keys listed in a mismatch message
 
 class WeightsMismatch(ArchlabError):
     """A state dict that does not fit the network it was given to."""
+
+    def __init__(self, message: str, *, problems: int = 0) -> None:
+        super().__init__(message)
+        self.problems = problems  # missing + unexpected + wrongly shaped entries
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,7 @@ def _reference_model(source: str, name: str) -> nn.Module:
             return torchvision.models.get_model(model_name, weights=None, **_TORCHVISION_KWARGS.get(name, {}))
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=256)
 def _aligned(source: str, name: str) -> tuple[Entries, Entries]:
     """The counterpart's and the archlab network's entries, pair by pair, checked on shape."""
     from archlab.nn.build import build_model
@@ -265,7 +269,8 @@ def check_fits(state_dict: Mapping[str, torch.Tensor], entries: Entries, *, what
         if got != shape and not (key in classifier and got[1:] == shape[1:]):
             wrong.append(f"{key} {list(got)} (expected {list(shape)})")
     if missing or unexpected or wrong:
-        raise WeightsMismatch(_mismatch_text(what, missing, unexpected, wrong, state_dict))
+        raise WeightsMismatch(_mismatch_text(what, missing, unexpected, wrong, state_dict),
+                              problems=len(missing) + len(unexpected) + len(wrong))
 
 
 def _mismatch_text(what: str, missing: list[str], unexpected: list[str], wrong: list[str],
@@ -426,45 +431,40 @@ def _tensors(data: object, path: Path) -> dict[str, torch.Tensor]:
 def save_weights(model: nn.Module | Mapping[str, torch.Tensor], path: str | Path, *,
                  metadata: Mapping[str, str] | None = None) -> Path:
     """Write a state dict as safetensors, atomically (a temporary name, then a rename)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
     state = model.state_dict() if isinstance(model, nn.Module) else dict(model)
     # safetensors refuses tensors that share storage or are views; contiguous copies are what a file holds
     state = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
     meta = {"format": "archlab", **(metadata or {})}
-    return atomic_write(path, lambda tmp: save_file(state, str(tmp), metadata=meta))
+    # bytes written by Python get the usual permissions (safetensors' own save_file creates the file 0600)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(save(state, metadata=meta)))
 
 
 def load_weights(spec: ArchSpec, path: str | Path, *, trust_pickle: bool = False) -> LoadedWeights:
     """Read `path` (archlab, torchvision or timm layout) as a state dict for the network of `spec`.
 
     archlab's own layout is tried first; a torchvision or timm layout is mapped when `spec` is a zoo network
-    (by its name). The classifier may have another number of classes than the spec (see `num_classes`).
+    (by its name). The classifier may have another number of classes than the spec (see `num_classes`). When no
+    layout fits, the error of the layout closest to the file (fewest problems) is the one reported.
     """
     from archlab.nn.build import build_model
     raw = load_checkpoint(path, trust_pickle=trust_pickle)
     with torch.device("meta"):
         mine = entries_of(build_model(spec))
-    attempts: list[tuple[str, Callable[[], dict[str, torch.Tensor]]]] = [
-        ("archlab", lambda: (check_fits(raw, mine, what=_label(spec)), raw)[1])]
+    layouts = ["archlab"]
     if spec.name in ZOO:
-        attempts += [(s, functools.partial(convert, s, spec.name, raw)) for s in SOURCES
-                     if counterpart_name(spec.name, s)]
-    first_error: WeightsMismatch | None = None
-    for source, attempt in attempts:
+        layouts += [s for s in SOURCES if counterpart_name(spec.name, s)]
+    errors: list[WeightsMismatch] = []
+    for layout in layouts:
         try:
-            state = attempt()
+            state = raw if layout == "archlab" else convert(layout, spec.name, raw)
+            check_fits(state, mine, what=_label(spec))  # a mapped dict must fit this spec too (widths, classes)
         except WeightsMismatch as err:
-            first_error = first_error or err
+            errors.append(err)
             continue
-        if source != "archlab":  # the mapped dict must also fit this spec (width changes would not)
-            try:
-                check_fits(state, mine, what=_label(spec))
-            except WeightsMismatch as err:
-                first_error = err
-                continue
-        return LoadedWeights(state, source, str(path), int(state[mine[-1][0]].shape[0]))
-    assert first_error is not None
-    raise WeightsMismatch(f"{path}: {first_error}")
+        return LoadedWeights(state, layout, str(path), int(state[mine[-1][0]].shape[0]))
+    best = min(errors, key=lambda e: e.problems)
+    raise WeightsMismatch(f"{path}: {best}", problems=best.problems)
 
 
 def fit_to(spec: ArchSpec, state_dict: Mapping[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
