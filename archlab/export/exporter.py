@@ -155,7 +155,7 @@ def export_model(spec: ArchSpec, fmt: str, out_dir: str | Path, *, weights: Load
     torch.manual_seed(seed)
     model = build_model(spec).eval()
     if weights is not None:
-        model.load_state_dict(weights.state_dict, strict=True)
+        weights.load_into(model)
     check_batch = batch or 2  # a dynamic export is checked at a batch other than 1, so the dimension is exercised
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(check_batch, spec.in_chans, spec.img_size, spec.img_size, generator=gen)

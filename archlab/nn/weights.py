@@ -76,6 +76,14 @@ class LoadedWeights:
     path: str
     num_classes: int     # the classifier's outputs in the file
 
+    def load_into(self, model: nn.Module) -> nn.Module:
+        """Load the weights with strict=True and record their file and layout in the model's pretrained_cfg."""
+        model.load_state_dict(self.state_dict, strict=True)
+        cfg = getattr(model, "pretrained_cfg", None)
+        if isinstance(cfg, dict):
+            cfg.update(file=self.path, source=self.source)
+        return model
+
 
 def counterpart_name(name: str, source: str) -> str | None:
     """The torchvision or timm model name of zoo network `name`, or None where it has none."""

@@ -184,6 +184,8 @@ def test_load_weights_detects_the_layout(tmp_path):
     spec = W.counterpart_spec("mobilenet_v3_small", "timm", img_size=64)
     loaded = W.load_weights(spec, path)
     assert loaded.source == "timm" and loaded.num_classes == 1000
+    built = loaded.load_into(build_model(spec))
+    assert (built.pretrained_cfg["file"], built.pretrained_cfg["source"]) == (str(path), "timm")
     model = archlab_model(spec, loaded.state_dict)
     out = W.save_weights(model, tmp_path / "mine.safetensors", metadata={"arch_id": spec.arch_id})
     again = W.load_weights(spec, out)
