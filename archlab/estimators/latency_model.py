@@ -81,22 +81,27 @@ class _Head(nn.Module):
         return net.forward_head(net.conv_head(x))
 
 
-def _pieces(net: ArchNet) -> Iterable[tuple[str, str, nn.Module, dict[str, Any]]]:
-    """(kind, where, module, description) of every part, in forward order."""
+def _pieces(net: ArchNet) -> Iterable[tuple[str, str, nn.Module, dict[str, Any], dict[str, Any]]]:
+    """(kind, where, module, description, position) of every part, in forward order.
+
+    The description names what the part is; with the position (the stage's stride and downsampling, first
+    block or not) and the input shape it fixes the part's output and statistics.
+    """
     spec = net.spec
-    yield "stem", "stem", net.stem, {"stem": spec.stem.to_dict()}
+    yield "stem", "stem", net.stem, {"stem": spec.stem.to_dict()}, {}
     for i, (stage, module) in enumerate(zip(spec.stages, net.stages)):
         # depth, stride and downsample say where a block sits, not what it is: its in and out shapes (in the
         # key) carry its stride, so the same block in another place shares its timing
         desc = {k: v for k, v in stage.to_dict().items() if k not in ("depth", "stride", "downsample")}
         desc["layer_scale_init"] = spec.layer_scale_init
+        place = {"stride": stage.stride, "downsample": stage.downsample}
         if not isinstance(module.downsample, nn.Identity):
-            yield "downsample", f"stages[{i}].downsample", module.downsample, desc
+            yield "downsample", f"stages[{i}].downsample", module.downsample, desc, place
         for j, block in enumerate(module.blocks):
-            yield "block", f"stages[{i}].blocks[{j}]", block, desc
+            yield "block", f"stages[{i}].blocks[{j}]", block, desc, {**place, "first": j == 0}
         if not isinstance(module.pool, nn.Identity):
-            yield "pool", f"stages[{i}].pool", module.pool, desc
-    yield "head", "head", _Head(net), {"head": spec.head.to_dict(), "num_classes": spec.num_classes}
+            yield "pool", f"stages[{i}].pool", module.pool, desc, place
+    yield "head", "head", _Head(net), {"head": spec.head.to_dict(), "num_classes": spec.num_classes}, {}
 
 
 def _traced(module: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
@@ -153,22 +158,34 @@ def decompose(spec: ArchSpec) -> tuple[Part, ...]:
     with torch.device("meta"):
         net = build_model(spec)
     net.eval()
-    x = torch.zeros(1, spec.in_chans, spec.img_size, spec.img_size, device="meta")
+    in_shape: tuple[int, ...] = (spec.in_chans, spec.img_size, spec.img_size)
     out: list[Part] = []
     with torch.no_grad():
-        for kind, where, module, desc in _pieces(net):
-            in_shape = tuple(x.shape[1:])
-            x, stats = _traced(module, x)
-            out_shape = tuple(x.shape[1:])
-            key = json.dumps({"part": kind, **desc, "in": list(in_shape), "out": list(out_shape)}, sort_keys=True,
-                             separators=(",", ":"))
-            out.append(Part(kind, where, key, in_shape, out_shape, stats))
+        for kind, where, module, desc, place in _pieces(net):
+            # meta kernels run in Python (a few ms a layer): a part seen before at this input is not traced again
+            exact = _canonical({"part": kind, **desc, **place, "in": list(in_shape)})
+            if exact not in _TRACED:
+                y, stats = _traced(module, torch.zeros(1, *in_shape, device="meta"))
+                if len(_TRACED) >= 100_000:
+                    _TRACED.clear()
+                _TRACED[exact] = (tuple(y.shape[1:]), stats)
+            out_shape, stats = _TRACED[exact]
+            key = _canonical({"part": kind, **desc, "in": list(in_shape), "out": list(out_shape)})
+            out.append(Part(kind, where, key, in_shape, out_shape, dict(stats)))
+            in_shape = out_shape
     return tuple(out)
+
+
+_TRACED: dict[str, tuple[tuple[int, ...], dict[str, float]]] = {}
+
+
+def _canonical(data: dict[str, Any]) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
 
 def part_modules(net: ArchNet) -> list[tuple[str, nn.Module]]:
     """(where, module) of every part of a built network, in `decompose`'s order; run in turn they are its forward."""
-    return [(where, module) for _, where, module, _ in _pieces(net)]
+    return [(where, module) for _, where, module, _, _ in _pieces(net)]
 
 
 def part_features(part: Part) -> list[float]:
