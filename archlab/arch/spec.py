@@ -246,10 +246,15 @@ class HeadSpec(Schema):
     hidden: tuple[Width, ...] = ()      # hidden FC widths: (4096, 4096) for VGG, (1280,) for MobileNetV3
     act: str = "relu"
     dropout: float = 0.0
+    # stages whose output also feeds an auxiliary classifier (GoogLeNet's training-time heads after inception
+    # 4a and 4d: (4, 7) in the zoo's googlenet): off by default, as torchvision's evaluated network
+    aux: tuple[Annotated[int, Range(ge=0, le=MAX_STAGE_DEPTH)], ...] = ()
 
     def __post_init__(self) -> None:
         self._normalise()
         _check_choice("pool", self.pool, HEAD_POOLS)
+        if len(set(self.aux)) != len(self.aux):
+            _fail("aux", "must not name a stage twice", list(self.aux))
         _check_choice("norm", self.norm, NORMS)
         _check_choice("act", self.act, ACTS)
         if not 0.0 <= self.dropout < 1.0:
@@ -293,6 +298,9 @@ class ArchSpec(Schema):
             if size < 1:
                 _fail("img_size", f"is too small: stages[{i}] leaves {size} px", self.img_size)
             in_chs = stage.width
+        for j, index in enumerate(self.head.aux):
+            if not 0 <= index < len(self.stages):
+                _fail(f"head.aux[{j}]", f"must name a stage (0..{len(self.stages) - 1})", index)
         if self.head.pool == "none" and self.head.pool_size != 1:
             _fail("head.pool_size", "must be 1 when head.pool is none", self.head.pool_size)
 
@@ -304,6 +312,8 @@ class ArchSpec(Schema):
         for key, default in _LATE_FIELDS.items():
             if data.get(key) == default:
                 data.pop(key)
+        if not data["head"].get("aux"):
+            data["head"].pop("aux", None)
         for stage in data["stages"]:
             for key, default in _LATE_STAGE_FIELDS.items():
                 if stage.get(key) == default:

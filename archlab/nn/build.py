@@ -16,7 +16,7 @@ from archlab.nn.blocks import Block, block_class
 from archlab.nn.features import TimmInterface
 from archlab.nn.layers import Cost, conv_norm_act, make_act, make_norm
 
-__all__ = ["ArchNet", "STEMS_REGISTRY", "Stage", "build_model", "drop_path_rates"]
+__all__ = ["AuxHead", "ArchNet", "STEMS_REGISTRY", "Stage", "build_model", "drop_path_rates"]
 
 STEMS_REGISTRY: Registry[type[nn.Module]] = Registry("stem")
 
@@ -156,6 +156,32 @@ def head_features(head: HeadSpec, chs: int, size: int) -> int:
     return chs * side * side
 
 
+class AuxHead(nn.Module):
+    """GoogLeNet's auxiliary classifier: 4x4 average pool -> 1x1 conv 128 -> FC 1024 -> ReLU -> dropout 0.7 -> FC.
+
+    Runs only in training mode (its logits land in `ArchNet.aux_logits`), as torchvision's InceptionAux.
+    """
+
+    def __init__(self, in_chs: int, num_classes: int) -> None:
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(4)
+        self.conv = conv_norm_act(in_chs, 128, 1)
+        self.fc1 = nn.Linear(128 * 4 * 4, 1024)
+        self.act = nn.ReLU(inplace=True)
+        self.drop = nn.Dropout(0.7)
+        self.fc2 = nn.Linear(1024, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.drop(self.act(self.fc1(torch.flatten(self.conv(self.pool(x)), 1)))))
+
+    @staticmethod
+    def params(in_chs: int, num_classes: int) -> int:
+        """Its parameters (its MACs are not the evaluated network's: it does not run in eval mode)."""
+        c = Cost(4)
+        c.cna(in_chs, 128, 1).linear(128 * 4 * 4, 1024).linear(1024, num_classes)
+        return c.params
+
+
 class ArchNet(TimmInterface, nn.Module):
     """A network built from an ArchSpec: stem -> stages -> [1x1 conv head] -> pool -> [FC ...] -> classifier."""
 
@@ -171,6 +197,8 @@ class ArchNet(TimmInterface, nn.Module):
             rates, chs = rates[stage.depth:], stage.width
         self.stages = nn.Sequential(*stages)
         head = spec.head
+        if head.aux:  # registered here, after the stages and before the classifier, as torchvision's GoogLeNet
+            self._add_aux_heads(spec)
         self.conv_head: nn.Module = nn.Identity()
         if head.conv_width is not None:
             self.conv_head = conv_norm_act(chs, head.conv_width, 1, act=head.act)
@@ -191,6 +219,21 @@ class ArchNet(TimmInterface, nn.Module):
         self._init_timm_interface()  # feature_info, pretrained_cfg, grad_checkpointing (archlab.nn.features)
         self.apply(_init_weights)
         _set_batchnorm(self, spec.bn_eps, spec.bn_momentum)
+
+    def _add_aux_heads(self, spec: ArchSpec) -> None:
+        """Auxiliary classifiers on the stages `head.aux` names, fed by forward hooks (forward stays scriptable)."""
+        self.aux_heads = nn.ModuleList(AuxHead(spec.stages[i].width, spec.num_classes) for i in spec.head.aux)
+        self.aux_logits: list[torch.Tensor] = []
+
+        def clear(module: nn.Module, args: object) -> None:
+            self.aux_logits = []
+
+        self.register_forward_pre_hook(clear)
+        for i, aux in zip(spec.head.aux, self.aux_heads):
+            def run(module: nn.Module, args: object, out: torch.Tensor, aux: nn.Module = aux) -> None:
+                if self.training:
+                    self.aux_logits.append(aux(out))
+            self.stages[i].register_forward_hook(run)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Stem, stages and the 1x1 conv head: the unpooled feature map."""

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 from archlab.arch.spec import ArchSpec, StageSpec
-from archlab.nn.build import STEMS_REGISTRY, Stage, head_features, stem_width
+from archlab.nn.build import STEMS_REGISTRY, AuxHead, Stage, head_features, stem_width
 from archlab.nn.layers import Cost
 
 __all__ = ["Complexity", "PartCost", "clear_stage_costs", "complexity", "params_macs", "stage_cost"]
@@ -103,6 +103,8 @@ def _walk(spec: ArchSpec, close: Callable[[str, Cost, int], None] | None = None)
         if close:
             close(f"stages[{i}]", c, chs)
     head = spec.head
+    for i in head.aux:  # training-time classifiers: parameters only, they do not run in eval mode
+        c.params += AuxHead.params(spec.stages[i].width, spec.num_classes)
     if head.conv_width is not None:
         c.cna(chs, head.conv_width, 1)
         chs = head.conv_width

@@ -107,3 +107,41 @@ def test_new_family_trains_a_step_on_cpu(name):
     grads = [p.grad for p in model.parameters() if p.requires_grad]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
     assert torch.isfinite(loss)
+
+
+def test_googlenet_aux_heads_are_torchvisions_when_asked_for():
+    """head.aux: torchvision's googlenet(aux_logits=True): same parameters (13,004,888) and, in training mode
+    (dropout off, batch statistics), the same main and auxiliary logits; off by default and never in eval."""
+    from dataclasses import replace
+
+    from archlab.arch.zoo import get_spec
+    from archlab.nn.complexity import complexity
+    from archlab.nn.layers import count_params
+    plain = get_spec("googlenet", num_classes=10)
+    spec = replace(plain, head=replace(plain.head, aux=(4, 7)))
+    assert complexity(plain).params == complexity(get_spec("googlenet", num_classes=10)).params  # off by default
+    torch.manual_seed(0)
+    ref = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=False, num_classes=10)
+    ours = build_model(spec)
+    assert count_params(ours) == complexity(spec).params == count_params(ref)
+    assert complexity(replace(spec, num_classes=1000)).params == 13_004_888
+    assert complexity(spec).macs == complexity(plain).macs  # the aux heads do not run in eval mode
+    ref_entries, our_entries = weights.entries_of(ref), weights.entries_of(ours)
+    state = ref.state_dict()
+    ours.load_state_dict({ok: state[rk].reshape(shape) for (rk, _), (ok, shape) in zip(ref_entries, our_entries)})
+    for model in (ref, ours):
+        model.train()
+        for module in model.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = 0.0
+    x = torch.randn(2, 3, 96, 96)
+    with torch.no_grad():
+        want = ref(x)
+        got = ours(x)
+    torch.testing.assert_close(got, want.logits, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ours.aux_logits[0], want.aux_logits1, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(ours.aux_logits[1], want.aux_logits2, rtol=1e-4, atol=1e-5)
+    ours.eval()
+    with torch.no_grad():
+        ours(x)
+    assert ours.aux_logits == []
