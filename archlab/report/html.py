@@ -40,6 +40,7 @@ class Column:
     fmt: Callable[[Any], str] = lambda v: "" if v is None else str(v)
     cls: str = ""
     title: str = ""                  # header tooltip
+    link: Callable[[Mapping[str, Any]], str | None] | None = None   # a row's href for the cell (escaped), if any
 
 
 def _missing(value: Any) -> bool:
@@ -61,8 +62,10 @@ def table_html(rows: Iterable[Mapping[str, Any]], columns: Sequence[Column], *, 
             shown = "" if _missing(value) else c.fmt(value)
             sort_value = "" if _missing(value) else (value if isinstance(value, (int, float)) else str(value))
             extra = cell_class(c.key, row) if cell_class else ""
+            href = c.link(row) if c.link and shown else None
+            text = f'<a href="{esc(href)}">{esc(shown)}</a>' if href else esc(shown)
             cells.append(f'<td class="{esc(" ".join(filter(None, (c.cls, extra))))}" data-v="{esc(sort_value)}">'
-                         f'{esc(shown)}</td>')
+                         f'{text}</td>')
         body.append(f"<tr{attr_text}>{''.join(cells)}</tr>")
     cls = "data sortable" if sortable else "data"
     tid = f' id="{esc(table_id)}"' if table_id else ""

@@ -66,7 +66,7 @@ from archlab.report.plots import (
 )
 
 __all__ = ["REPORTS_DIR", "REPORTS_ENV", "Figures", "Report", "build_report", "default_out", "export_static",
-           "write_report", "write_run_report"]
+           "report_name", "write_report", "write_run_report"]
 
 REPORTS_DIR = Path("reports")
 TOP_PARAMS = 12                       # parameters in the importance chart
@@ -184,6 +184,7 @@ class _SearchView:
     rows: list[pd.DataFrame]
     curves: list[Any]
     comparison: Any
+    links_from: Path | None = None   # the report's folder: links to run files are relative to it (else absolute)
 
     @property
     def multi(self) -> bool:
@@ -306,12 +307,28 @@ def _architectures_section(v: _SearchView) -> Section | None:
     cols += [Column("arch", "architecture", str, "mono wrap")]
     if multi:
         cols.append(Column("shared", "also trained by", str))
+    files = [runs[int(i)].path / "trials" / f"{int(n):04d}" / "weights.safetensors"
+             for i, n in zip(f["run"], f["number"])]
+    if any(p.is_file() for p in files):   # the search kept these trials' weights (study option keep_weights)
+        f["weights"] = [f"trials/{p.parent.name}/{p.name}" if p.is_file() else None for p in files]
+        f["weights_href"] = [_file_link(p, v.links_from) for p in files]
+        cols.append(Column("weights", "weights", str, "mono", "the trained weights the run folder kept "
+                           "(safetensors); `archlab export RUN_DIR:NUMBER` exports them",
+                           link=lambda r: r.get("weights_href")))
     body = table_html(_records(f), cols, row_attrs=lambda r: {"data-run": int(r["run"]),
                                                                "data-number": int(r["number"])})
     lead = ("The front of all runs pooled, and which search found each point: compare the architectures, "
             "not only the curves. Click a row for its stage table." if multi else
             "Every architecture on the front, cheapest last objective first. Click a row for its stage table.")
     return Section("architectures", "Architectures on the front", body, lead)
+
+
+def _file_link(path: Path, links_from: Path | None) -> str:
+    """A link to a run file: relative to the report's folder when known (the pair can move together), else
+    the file's absolute path."""
+    if links_from is None:
+        return str(path.resolve())
+    return Path(os.path.relpath(path.resolve(), links_from.resolve())).as_posix()
 
 
 def _progress_section(v: _SearchView) -> tuple[Section | None, list[Importance]]:
@@ -388,10 +405,11 @@ def _settings_sections(v: _SearchView) -> list[Section]:
                     "Where latency was measured, which Ray nodes ran the trials, and the software.")]
 
 
-def _search_sections(runs: Sequence[SearchRun], figures: Figures) -> tuple[list[Section], dict[str, Any]]:
+def _search_sections(runs: Sequence[SearchRun], figures: Figures, links_from: Path | None = None,
+                     ) -> tuple[list[Section], dict[str, Any]]:
     """The sections of a search report, in page order, and the JSON payload its page script reads."""
     v = _SearchView(runs=runs, figures=figures, labels=run_labels(runs), rows=[trial_rows(r) for r in runs],
-                    curves=hypervolume_curves(runs), comparison=compare_fronts(runs))
+                    curves=hypervolume_curves(runs), comparison=compare_fronts(runs), links_from=links_from)
     front, sets = _front_section(v)
     progress, importances = _progress_section(v)
     sections = [_overview_runs(v) if v.multi else _overview_run(v), front, _architectures_section(v), progress,
@@ -698,8 +716,12 @@ def _safe_name(text: str) -> str:
 
 # --- the report -----------------------------------------------------------------------------------------
 
-def build_report(run_dirs: Sequence[str | Path]) -> Report:
-    """Read the run folders and lay out the page: searches overlaid in one set of sections, ablations after."""
+def build_report(run_dirs: Sequence[str | Path], *, links_from: Path | None = None) -> Report:
+    """Read the run folders and lay out the page: searches overlaid in one set of sections, ablations after.
+
+    `links_from` is the folder the report will be written to: links to run files (kept weights) are made
+    relative to it; without it they are absolute paths.
+    """
     if not run_dirs:
         raise ArchlabError("report: name at least one run folder")
     runs = [load_run(Path(d)) for d in run_dirs]
@@ -709,7 +731,7 @@ def build_report(run_dirs: Sequence[str | Path]) -> Report:
     figures = Figures()
     data: dict[str, Any] = {}
     if searches:
-        s, data = _search_sections(searches, figures)
+        s, data = _search_sections(searches, figures, links_from)
         sections += s
     for k, ab in enumerate(ablations):
         prefix = f"ab{k}-" if searches or len(ablations) > 1 else ""
@@ -728,10 +750,15 @@ def build_report(run_dirs: Sequence[str | Path]) -> Report:
             "written " + time.strftime("%Y-%m-%d %H:%M")]
     doc = ReportDoc(title=title, subtitle=subtitle, meta=meta, sections=sections,
                     figures={k: f.to_plotly_json() for k, f in figures.items()}, data=data)
+    return Report(doc=doc, figures=figures, name=report_name(run_dirs))
+
+
+def report_name(run_dirs: Sequence[str | Path]) -> str:
+    """The report's default file stem: the run folders' names (reports/<name>.html)."""
     name = "_vs_".join(dict.fromkeys(Path(d).resolve().name for d in run_dirs))
     if len(name) > 120:
-        name = f"{Path(run_dirs[0]).resolve().name}_and_{len(runs) - 1}_more"
-    return Report(doc=doc, figures=figures, name=_safe_name(name))
+        name = f"{Path(run_dirs[0]).resolve().name}_and_{len(run_dirs) - 1}_more"
+    return _safe_name(name)
 
 
 def default_out(report_name: str) -> Path:
@@ -773,8 +800,8 @@ def write_report(run_dirs: Sequence[str | Path], out: str | Path | None = None, 
     from plotly.offline import get_plotlyjs
     if out is not None and Path(out).suffix.lower() not in (".html", ".htm"):
         raise ArchlabError(f"--out {out}: must name an .html file")
-    report = build_report([Path(d) for d in run_dirs])
-    path = Path(out) if out is not None else default_out(report.name)
+    path = Path(out) if out is not None else default_out(report_name(run_dirs))
+    report = build_report([Path(d) for d in run_dirs], links_from=path.parent)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_text(path, render(report.doc, get_plotlyjs()))

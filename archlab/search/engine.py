@@ -7,7 +7,9 @@ a trial at each rung only against trials at least as fast while the searcher sta
 trial is told to Optuna as PRUNED. Each trial (archlab.search.trial) measures its latency first, so one too
 slow to reach the front is skipped before it trains. The Optuna storage is the source of truth: the trials
 table, the Pareto front, the hypervolume and the summary are computed from it, and `resume` continues from
-it after Ctrl-C or kill -9 with no finished trial lost or re-run.
+it after Ctrl-C or kill -9 with no finished trial lost or re-run. A complete trial reports its weights as a
+Ray Tune checkpoint; the study's `keep_weights` decides which of them the run folder keeps
+(trials/NNNN/weights.safetensors: the front's by default), settled after every trial and at the end.
 """
 from __future__ import annotations
 
@@ -24,13 +26,15 @@ from typing import Any
 
 from archlab.core.errors import ArchlabError
 from archlab.measure.chance import chance_check
-from archlab.search.results import STATE_ATTR, TRIED_STATES, load_trials, summary_dict, write_table
+from archlab.search.results import STATE_ATTR, TRIED_STATES, front_table, load_trials, summary_dict, write_table
 from archlab.search.run_folder import RunFolder, software_versions
 from archlab.search.runlock import RunLock, resumed_budget
 from archlab.search.study import Study, load_study
-from archlab.search.trial import TrialSettings
+from archlab.search.trial import CONST, WEIGHTS_FILE, TrialSettings
 
-__all__ = ["SearchSummary", "format_summary", "make_sampler", "run_search", "summary_json"]
+__all__ = ["CHECKPOINT_ATTR", "SearchSummary", "format_summary", "make_sampler", "run_search", "summary_json"]
+
+CHECKPOINT_ATTR = "checkpoint"  # Optuna user attribute: a trial's Ray checkpoint folder, relative to the run folder
 
 Reporter = Callable[[str], None]
 
@@ -56,6 +60,8 @@ class SearchSummary:
     duplicates_answered: int
     report: Path | None = None
     chance_note: str = ""              # "the budget is too small to rank ..." (archlab.measure.chance), or ''
+    keep_weights: str = "front"        # the study's keep_weights: front, all or none
+    weights_kept: tuple[int, ...] = ()  # trials whose trials/NNNN/weights.safetensors the run folder holds
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (paths as strings)."""
@@ -205,9 +211,37 @@ class _Session:
         """Whether trials and time are left."""
         return (self.remaining is None or self.remaining > 0) and (self.time_left is None or self.time_left > 0)
 
-    def save_tables(self) -> None:
-        """Rewrite trials.csv/.parquet from the Optuna storage (the one source of truth)."""
-        write_table(load_trials(self.optuna_study, self.study.metric_names), self.run.path)
+    def save_tables(self) -> Any:
+        """Settle the kept weights, rewrite trials.csv/.parquet from the Optuna storage (the one source of
+        truth); the table."""
+        table = load_trials(self.optuna_study, self.study.metric_names)
+        have = self.sync_weights(table)
+        table["weights"] = [f"trials/{n:04d}/{WEIGHTS_FILE}" if n in have else None for n in table["number"]]
+        write_table(table, self.run.path)
+        return table
+
+    def sync_weights(self, table: Any) -> set[int]:
+        """Keep the weights `keep_weights` asks for (the current front's, every complete trial's, or none);
+        the trials that have them.
+
+        Done after every told trial, not only at the end: a trial that falls off the front never returns to it,
+        so its Ray checkpoint is deleted at once and a long search holds the front's weights only (Ray's
+        CheckpointConfig(num_to_keep) cannot do this: it ranks one trial's checkpoints, and each trial reports
+        one). Interrupted, stopped and failed trials are never kept.
+        """
+        from optuna.trial import TrialState
+        mode = self.study.keep_weights
+        done = table[table["state"] == "complete"]
+        if mode == "all":
+            keep = {int(n) for n in done["number"]}
+        elif mode == "front":
+            keep = {int(n) for n in front_table(table, self.study.metric_names, self.study.directions)["number"]}
+        else:
+            keep = set()
+        checkpoints = {t.number: (t.user_attrs[CHECKPOINT_ATTR], str(t.user_attrs.get("arch_id")))
+                       for t in self.optuna_study.get_trials(deepcopy=False)
+                       if CHECKPOINT_ATTR in t.user_attrs and t.state != TrialState.RUNNING}
+        return self.run.sync_weights(keep, checkpoints)
 
     def tune(self) -> None:
         """Start or join Ray and run the Tuner until the target or the time budget is reached."""
@@ -226,7 +260,7 @@ class _Session:
             proposals = Proposals(self.study, self.run, load_space(self.run.space_file), self.optuna_study,
                                   in_chans=self.in_chans, num_classes=self.num_classes)
             searcher = ArchlabSearcher(self.optuna_study, proposals, progress, on_told=self.save_tables)
-            _tuner(self, searcher, [progress_callback(progress)]).fit()
+            _tuner(self, searcher, [progress_callback(progress), _checkpoint_recorder(self)]).fit()
         finally:
             shutdown_ray()
         self.infeasible = progress.infeasible
@@ -241,10 +275,11 @@ class _Session:
         wall = time.time() - self.start
         self.state["elapsed_s"] = self.elapsed_before + wall
         self.run.write_state(self.state)
-        table = load_trials(self.optuna_study, self.study.metric_names)
-        write_table(table, self.run.path)
+        table = self.save_tables()
         data = summary_dict(table, self.study.metric_names, self.study.directions,
                             max_epochs=self.study.budget.epochs)
+        kept = [int(n) for n in table.loc[table["weights"].notna(), "number"]]
+        data.update(keep_weights=self.study.keep_weights, weights_kept=kept)
         duplicates = sum(1 for t in self.optuna_study.get_trials(deepcopy=False)
                          if t.user_attrs.get(STATE_ATTR) == "duplicate")
         data.update(wall_s=wall, infeasible_rejected=self.infeasible, run_dir=str(self.run.path),
@@ -259,7 +294,8 @@ class _Session:
             directions=tuple(self.study.directions), trials_run=len(table), counts=data["counts"],
             front=tuple(data["front"]), hypervolume=data["hypervolume"], savings=data["savings"], wall_s=wall,
             unfinished=len(running), infeasible_rejected=self.infeasible, duplicates_answered=duplicates,
-            chance_note=chance.message() if chance else "")
+            chance_note=chance.message() if chance else "", keep_weights=self.study.keep_weights,
+            weights_kept=tuple(kept))
         return summary if write_report is None else replace(summary, report=write_report(self.run.path))
 
 
@@ -283,7 +319,8 @@ def _tuner(session: _Session, searcher: Any, callbacks: list[Any]) -> Any:
         num_classes=session.num_classes, recipe=study.recipe, budget=study.budget.to_dict(),
         latency=asdict(study.latency), constraints=dict(study.constraints),
         latency_skip=study.early_stopping.latency_skip, seed=study.seed, threads=max(1, int(ex.cpus_per_trial)),
-        device="cuda" if ex.gpus_per_trial > 0 else "cpu", run_dir=str(session.run.path.resolve()))
+        device="cuda" if ex.gpus_per_trial > 0 else "cpu", run_dir=str(session.run.path.resolve()),
+        save_weights=study.keep_weights != "none")
     trainable = tune.with_resources(tune.with_parameters(run_trial, settings=settings),
                                     {"cpu": ex.cpus_per_trial, "gpu": ex.gpus_per_trial})
     return tune.Tuner(
@@ -292,9 +329,31 @@ def _tuner(session: _Session, searcher: Any, callbacks: list[Any]) -> Any:
                                     num_samples=-1 if session.remaining is None else session.remaining,
                                     max_concurrent_trials=ex.concurrent, time_budget_s=session.time_left,
                                     reuse_actors=True),  # a warm worker keeps torch, the data and the space
-        run_config=tune.RunConfig(name="tune", storage_path=str((session.run.path / "ray").resolve()), verbose=0,
+        # the storage path is where every trial's checkpoint goes, from whichever node: a multi-node run needs
+        # the run folder on a filesystem all nodes share (docs/cluster.md)
+        run_config=tune.RunConfig(name="tune", storage_path=str(session.run.ray_dir.resolve()), verbose=0,
                                   failure_config=tune.FailureConfig(max_failures=ex.max_failures),
                                   callbacks=callbacks, log_to_file=True))
+
+
+def _checkpoint_recorder(session: _Session) -> Any:
+    """A Ray Tune callback that records each trial's checkpoint folder on its Optuna trial (`checkpoint`).
+
+    Ray calls `on_checkpoint` once the worker has persisted the checkpoint to the storage path and before the
+    searcher tells the trial's outcome, so the trial is still RUNNING and its attributes can be set through the
+    storage's public API; the searcher's tell then triggers `sync_weights`.
+    """
+    from ray.tune import Callback
+
+    study_id = session.storage.get_study_id_from_name(session.optuna_study.study_name)
+
+    class _Recorder(Callback):
+        def on_checkpoint(self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any) -> None:
+            number = int(trial.config[f"{CONST}number"])
+            trial_id = session.storage.get_trial_id_from_study_id_trial_number(study_id, number)
+            session.storage.set_trial_user_attr(trial_id, CHECKPOINT_ATTR, session.run.checkpoint_ref(checkpoint.path))
+
+    return _Recorder()
 
 
 def _scheduler(study: Study) -> Any:
@@ -369,6 +428,11 @@ def format_summary(summary: SearchSummary) -> str:
     else:
         lines.append("no completed trial: no front")
     lines += ["", f"run folder: {summary.run_dir}", f"trials table: {summary.run_dir / 'trials.csv'}"]
+    if summary.weights_kept:
+        first = summary.weights_kept[0]
+        lines.append(f"weights of {len(summary.weights_kept)} trial(s) (keep_weights: {summary.keep_weights}): "
+                     f"{summary.run_dir}/trials/NNNN/{WEIGHTS_FILE}; e.g. archlab export {summary.run_dir}:{first} "
+                     "--format onnx --out DIR")
     if summary.report:
         lines.append(f"report: {summary.report}")
     if summary.unfinished:

@@ -2,7 +2,8 @@
 
 One row per trial that ran (infeasible samples rejected before building are counted, not listed):
 number, state, search parameters (`params_<name>`, Optuna's convention), arch_id, params, macs, latency
-statistics, top1, epochs run, wall time, error. The Pareto set and the hypervolume over time come from it.
+statistics, top1, epochs run, wall time, error, and (added by the engine) `weights`, where the run folder keeps the
+trial's weights. The Pareto set and the hypervolume over time come from it.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ TABLE_STATES = ("complete", "stopped", "skipped", "failed", "interrupted")
 TRIED_STATES = tuple(s for s in TABLE_STATES if s != "interrupted")
 TRIAL_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms", "latency_cv",
                "latency_repeats", "top1", "top1_partial", "epochs_run", "trial_s", "train_s", "images_per_s",
-               "paused_s", "node_id", "hostname", "gpu_ids", "error")
+               "paused_s", "node_id", "hostname", "gpu_ids", "error", "weights_error")
 
 
 def load_trials(optuna_study: Any, metric_names: Sequence[str]) -> pd.DataFrame:
@@ -75,6 +76,7 @@ def front_table(table: pd.DataFrame, metric_names: Sequence[str], directions: Se
         return done
     front = done[pareto_mask(done[list(metric_names)].to_numpy(float), directions)]
     cols = ["number", "arch_id", *metric_names] + [c for c in ("params", "macs") if c not in metric_names]
+    cols += [c for c in ("weights",) if c in front]  # where the run folder keeps the trial's weights, if it does
     front = front[cols].sort_values(list(metric_names)[-1]).reset_index(drop=True)
     # counts are integers; the table's columns turn float when a failed row left them empty
     counts = [c for c in ("params", "macs") if c in front and front[c].notna().all()]

@@ -1,5 +1,5 @@
 """A search's run folder (docs/run_folder.md): the study and space as run, the Optuna storage, trial files,
-tables and bookkeeping; every file written atomically so a kill -9 never leaves half of one.
+kept weights, tables and bookkeeping; every file written atomically so a kill -9 never leaves half of one.
 """
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from archlab.core.errors import ArchlabError
-from archlab.core.files import atomic_write_text
+from archlab.core.files import atomic_write, atomic_write_text
 from archlab.search.study import Study
+from archlab.search.trial import WEIGHTS_FILE
 
 __all__ = ["RunFolder", "software_versions"]
 
@@ -43,9 +44,75 @@ class RunFolder:
         """Default Optuna storage: SQLite inside the run folder (optuna-dashboard opens it)."""
         return f"sqlite:///{(self.path / 'optuna.db').resolve()}"
 
+    @property
+    def ray_dir(self) -> Path:
+        """Ray Tune's storage path (RunConfig.storage_path): its experiment folder and the trials' checkpoints."""
+        return self.path / "ray"
+
     def trial_dir(self, number: int) -> Path:
-        """Folder of one trial's files (spec, log)."""
+        """Folder of one trial's files (spec, kept weights)."""
         return self.path / "trials" / f"{number:04d}"
+
+    def weights_file(self, number: int) -> Path:
+        """Where a trial's weights are kept (trials/NNNN/weights.safetensors)."""
+        return self.trial_dir(number) / WEIGHTS_FILE
+
+    def checkpoint_ref(self, path: str) -> str:
+        """How a trial's checkpoint folder is recorded: relative to the run folder when inside it (the folder
+        can then move), else as given."""
+        try:
+            return Path(path).resolve().relative_to(self.path.resolve()).as_posix()
+        except ValueError:
+            return path
+
+    def sync_weights(self, keep: set[int], checkpoints: dict[int, tuple[str, str]]) -> set[int]:
+        """Keep the weights of the trials in `keep`, drop the rest; the trials that now have a weights file.
+
+        `checkpoints` maps a finished trial's number to (its recorded checkpoint folder, its arch_id). A kept
+        trial's weights are copied atomically from its checkpoint folder; a weights file of a trial no longer
+        kept is removed; then the checkpoint folder goes (its weights are kept here or not at all). A trial off
+        the front stays off it (trials are only ever added), so what is removed is never wanted back.
+        """
+        for number, (ref, arch_id) in checkpoints.items():
+            folder = self._checkpoint_folder(ref)
+            if folder is None:
+                continue
+            source = folder / WEIGHTS_FILE
+            if number in keep and not self.weights_file(number).exists():
+                if not (source.is_file() and self._is_checkpoint_of(source, number, arch_id)):
+                    continue  # not this trial's weights (an internal error): left where it is, never kept
+                atomic_write(self.weights_file(number), lambda tmp, src=source: shutil.copyfile(src, tmp))
+            shutil.rmtree(folder, ignore_errors=True)
+        have = set()
+        for file in sorted((self.path / "trials").glob(f"*/{WEIGHTS_FILE}")):
+            number = int(file.parent.name) if file.parent.name.isdigit() else None
+            if number is None:
+                continue
+            if number in keep:
+                have.add(number)
+            else:
+                file.unlink(missing_ok=True)
+        return have
+
+    def _checkpoint_folder(self, ref: str) -> Path | None:
+        """The checkpoint folder a record names, if it exists and lies in this run's Ray storage (nothing outside
+        it is ever deleted)."""
+        folder = Path(ref) if Path(ref).is_absolute() else self.path / ref
+        try:
+            folder.resolve().relative_to(self.ray_dir.resolve())
+        except ValueError:
+            return None
+        return folder if folder.is_dir() else None
+
+    @staticmethod
+    def _is_checkpoint_of(source: Path, number: int, arch_id: str) -> bool:
+        """Whether a checkpoint is this trial's (the trial wrote its number and arch_id into the file's metadata)."""
+        from archlab.nn.weights import metadata_of  # torch-free callers of the run folder need not import it
+        try:
+            meta = metadata_of(source)
+        except Exception:  # safetensors raises its own (unexported) error on a truncated or corrupt file
+            return False
+        return meta.get("number") == str(number) and meta.get("arch_id") == arch_id
 
     def create(self, study: Study) -> None:
         """Lay out a new run: copy the study and its space, pointing the copy at the copied space."""

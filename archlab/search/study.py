@@ -191,6 +191,9 @@ class Study(Schema):
     seed: Annotated[int, Range(ge=0, le=2 ** 32 - 1)] = 0
     execution: Execution = field(default_factory=Execution)
     storage: str | None = None
+    # whose trained weights the run folder keeps (trials/NNNN/weights.safetensors): the final front's, every
+    # complete trial's, or none (then trials save nothing)
+    keep_weights: Literal["front", "all", "none"] = "front"
     file: Path | None = internal()
 
     def __post_init__(self) -> None:

@@ -3,12 +3,15 @@ it, train it with a report per epoch, and report the final result (or why it fai
 
 Every outcome is a result with `final: True` and a `state`; the driver (archlab.search.searcher) tells it to
 Optuna. The last epoch's evaluation goes out with the final result, so no scheduler can cut off a trial that
-has already finished.
+has already finished. A complete trial's final result carries its trained weights (safetensors) as a Ray Tune
+checkpoint, which Ray persists to the run's storage path whichever node trained it (docs/cluster.md); a trial
+stopped at a rung never reaches that report, so it has no final weights.
 """
 from __future__ import annotations
 
 import os
 import socket
+import tempfile
 import time
 import traceback
 from collections.abc import Callable
@@ -16,10 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CONST", "FAULTS_ENV", "TrialSettings", "run_trial", "skip_reason"]
+__all__ = ["CONST", "FAULTS_ENV", "WEIGHTS_FILE", "TrialSettings", "run_trial", "skip_reason"]
 
 CONST = "archlab_"  # prefix of the constants the searcher adds to a trial's config (never a search dimension)
 FAULTS_ENV = "ARCHLAB_INJECT_FAULTS"  # "N:raise,M:nan,K:die" by trial number: the fault-path tests use it
+WEIGHTS_FILE = "weights.safetensors"  # the file in a trial's checkpoint folder (and in trials/NNNN/)
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,7 @@ class TrialSettings:
     threads: int
     device: str
     run_dir: str
+    save_weights: bool = True    # the study's keep_weights is not `none`: report the weights as a checkpoint
 
 
 _SPACES: dict[str, Any] = {}
@@ -78,8 +83,8 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
     base: dict[str, Any] = {"number": number, "node_id": _node_id(), "hostname": socket.gethostname(),
                             "gpu_ids": _gpu_ids() if settings.device.startswith("cuda") else None}
 
-    def report(**fields: Any) -> None:
-        tune.report({**base, **fields, "trial_s": time.perf_counter() - start})
+    def report(checkpoint: Any = None, **fields: Any) -> None:
+        tune.report({**base, **fields, "trial_s": time.perf_counter() - start}, checkpoint=checkpoint)
 
     # on a cluster without a shared filesystem this makes a node-local folder of the same path for logs
     (Path(settings.run_dir) / "logs").mkdir(parents=True, exist_ok=True)
@@ -98,7 +103,9 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
         if reason:
             report(state="skipped", error=reason, final=True)
             return
-        report(state="complete", final=True, **_train(spec, settings, fault == "nan", report))
+        trained: dict[str, Any] = {}
+        fields = _train(spec, settings, fault == "nan", report, trained)
+        _report_complete(report, fields, trained.get("state"), spec, number, settings)
     except Exception as err:
         if _is_tune_stop(err):
             raise
@@ -124,8 +131,13 @@ def _measure(spec: Any, settings: TrialSettings) -> dict[str, Any]:
             "latency_repeats": result.repeats}
 
 
-def _train(spec: Any, settings: TrialSettings, diverge: bool, report: Callable[..., None]) -> dict[str, Any]:
-    """Train on the proxy data, reporting validation top-1 after every epoch but the last; the final fields."""
+def _train(spec: Any, settings: TrialSettings, diverge: bool, report: Callable[..., None],
+           trained: dict[str, Any]) -> dict[str, Any]:
+    """Train on the proxy data, reporting validation top-1 after every epoch but the last; the final fields.
+
+    With `settings.save_weights`, `trained["state"]` receives the evaluated model's state dict (the one whose
+    top-1 is the trial's: the EMA copy where the recipe keeps one).
+    """
     from archlab.measure.data import load_data
     from archlab.measure.train import train
     recipe = settings.recipe
@@ -140,10 +152,42 @@ def _train(spec: Any, settings: TrialSettings, diverge: bool, report: Callable[.
         if not epoch.last:  # the last evaluation goes out with the final result, so no scheduler cuts it off
             report(epoch=epoch.epoch, val_top1=epoch.val_top1, train_loss=epoch.train_loss)
 
+    def on_trained(model: Any) -> None:
+        trained["state"] = {k: v.detach().to("cpu") for k, v in model.state_dict().items()}
+
     out = train(spec, data, recipe=recipe, budget=settings.budget, seed=settings.seed, device=settings.device,
-                threads=settings.threads, callback=on_epoch)
+                threads=settings.threads, callback=on_epoch, on_trained=on_trained if settings.save_weights else None)
     return {"top1": out.top1, "val_top1": out.top1, "epoch": out.epochs_run, "epochs_run": out.epochs_run,
             "train_s": out.wall_s, "images_per_s": out.images_per_s, "paused_s": out.paused_s}
+
+
+def _report_complete(report: Callable[..., None], fields: dict[str, Any], state: dict[str, Any] | None, spec: Any,
+                     number: int, settings: TrialSettings) -> None:
+    """The final result of a complete trial, with its weights as a Ray Tune checkpoint when they are kept.
+
+    `tune.report` copies the checkpoint folder to the run's storage path (RunConfig.storage_path) before it
+    returns, so the temporary folder can go at once. Where a worker node cannot reach that path (no shared
+    filesystem: Ray refuses with a RuntimeError), the result still goes out without weights and says why: the
+    training is not lost for want of a file.
+    """
+    if state is None:
+        report(state="complete", final=True, **fields)
+        return
+    from ray import tune
+
+    from archlab.nn.weights import save_weights
+    with tempfile.TemporaryDirectory(prefix=f"archlab-trial-{number:04d}-") as tmp:
+        # the metadata lets the driver check that a checkpoint is this trial's before it keeps it
+        save_weights(state, Path(tmp) / WEIGHTS_FILE, metadata={"arch_id": spec.arch_id, "number": str(number),
+                                                                 "source": "archlab search"})
+        try:
+            report(state="complete", final=True, checkpoint=tune.Checkpoint.from_directory(tmp), **fields)
+            return
+        except RuntimeError as err:
+            if _is_tune_stop(err):
+                raise
+            reason = f"weights not kept: {str(err).splitlines()[0][:300]}"
+    report(state="complete", final=True, weights_error=reason, **fields)
 
 
 def _is_tune_stop(err: BaseException) -> bool:
