@@ -27,7 +27,7 @@ _SE = frozenset({"se_ratio", "se_gate", "se_act", "se_base"})
 INCEPTION_FIELDS = ("branch1", "branch2_reduce", "branch2", "branch3_reduce", "branch3")
 
 
-def _no_check(stage: StageSpec, in_chs: int | None) -> None:
+def _no_check(stage: StageSpec) -> None:
     return None
 
 
@@ -44,7 +44,7 @@ class Family:
     reads: frozenset[str]                               # StageSpec fields read beyond STAGE_SHARED
     mid: Callable[[StageSpec, int], int]                # inner (grouped/depthwise) width for `in_chs` input
     owns: frozenset[str] = frozenset()                  # fields no other family may set away from their default
-    check: Callable[[StageSpec, int | None], None] = _no_check   # raises SpecError(field, rule, value)
+    check: Callable[[StageSpec], None] = _no_check     # its own rules: raises SpecError(field, rule, value)
     detail: Callable[[StageSpec], str] = lambda s: ""   # family-specific part of an architecture-table row
     layer_scale: bool = False                           # reads ArchSpec.layer_scale_init
     grouped: bool = False                               # reads group_width (the spec checks it divides `mid`)
@@ -146,15 +146,13 @@ def inception_pool_width(stage: StageSpec) -> int:
     return stage.width - stage.branch1 - stage.branch2 - stage.branch3
 
 
-def _inception_check(stage: StageSpec, in_chs: int | None) -> None:
-    for name in INCEPTION_FIELDS:
-        _positive(name, getattr(stage, name))
+def _inception_check(stage: StageSpec) -> None:
+    for name in (*INCEPTION_FIELDS, "branch3_kernel"):
+        check_owned_field(name, getattr(stage, name))
     if inception_pool_width(stage) <= 0:
         raise SpecError("width", "must exceed branch1 + branch2 + branch3 "
                         f"({stage.branch1 + stage.branch2 + stage.branch3}): the pool branch gets the rest",
                         stage.width)
-    if stage.branch3_kernel is not None and stage.branch3_kernel % 2 == 0:
-        raise SpecError("branch3_kernel", "must be odd (same padding)", stage.branch3_kernel)
 
 
 def _inception_detail(s: StageSpec) -> str:
@@ -183,7 +181,7 @@ def shuffle_branch_width(stage: StageSpec) -> int:
     return round(stage.width * stage.split_ratio)
 
 
-def _shuffle_check(stage: StageSpec, in_chs: int | None) -> None:
+def _shuffle_check(stage: StageSpec) -> None:
     branch = stage.width * stage.split_ratio
     if abs(branch - round(branch)) > 1e-9 or not 0 < round(branch) < stage.width:
         raise SpecError("split_ratio", f"must split width {stage.width} into two whole, non-empty parts "

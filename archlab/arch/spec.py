@@ -369,7 +369,7 @@ def _check_family(stage: StageSpec) -> None:
     for name in FAMILIES:
         row = FAMILIES.get(name)
         if name == stage.block:
-            row.check(stage, None)
+            row.check(stage)
             continue
         for key in row.owns:
             if getattr(stage, key) != StageSpec.__dataclass_fields__[key].default:
