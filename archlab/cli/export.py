@@ -5,13 +5,15 @@ import argparse
 import json
 
 from archlab.cli import options
+from archlab.export import FORMAT_NAMES
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the export subcommand."""
     p = sub.add_parser("export", help="export a network to ONNX, TorchScript or torch.export, checked on output")
     p.add_argument("target", metavar="NAME_OR_SPEC_OR_TRIAL", help="zoo name, spec file or RUN_DIR:TRIAL_NUMBER")
-    p.add_argument("--format", required=True, metavar="FORMAT", help="onnx, torchscript or exported")
+    p.add_argument("--format", required=True, choices=FORMAT_NAMES, help="the file to write: model.onnx, model.ts "
+                   "(TorchScript) or model.pt2 (torch.export)")
     p.add_argument("--weights", default=None, metavar="FILE",
                    help="archlab, torchvision or timm checkpoint (default: a trial's kept weights, else init)")
     p.add_argument("--trust-pickle", action="store_true", help="allow a pickle-based .pth/.pt checkpoint")

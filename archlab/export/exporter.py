@@ -28,6 +28,7 @@ from torch import nn
 from archlab.arch.spec import ArchSpec
 from archlab.core.errors import ArchlabError, did_you_mean
 from archlab.core.files import atomic_write_text
+from archlab.export import FORMAT_NAMES
 from archlab.nn.build import build_model
 from archlab.nn.weights import LoadedWeights, save_weights
 
@@ -136,6 +137,8 @@ FORMATS: dict[str, _Format] = {
     "torchscript": _Format("model.ts", _save_torchscript, _run_torchscript, "TorchScript, torch.jit.script"),
     "exported": _Format("model.pt2", _save_exported, _run_exported, "torch.export ExportedProgram"),
 }
+
+assert tuple(FORMATS) == FORMAT_NAMES  # the CLI offers FORMAT_NAMES without importing this module
 
 
 # --- the export --------------------------------------------------------------------------------------------

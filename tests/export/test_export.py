@@ -104,7 +104,7 @@ def test_failed_export_writes_nothing(tmp_path, monkeypatch):
     assert list((tmp_path / "out").iterdir()) == []
 
 
-def test_cli_json_and_trial(tmp_path):
+def test_cli_json_and_trial(tmp_path, capfd):
     run_dir = tmp_path / "run"
     trial = run_dir / "trials" / "0003"
     trial.mkdir(parents=True)
@@ -113,21 +113,23 @@ def test_cli_json_and_trial(tmp_path):
     torch.manual_seed(7)
     trained = build_model(spec)
     save_weights(trained, trial / "weights.safetensors")
-    proc = run("export", f"{run_dir}:3", "--format", "torchscript", "--out", str(tmp_path / "dep"), "--json")
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)  # stdout holds the JSON alone
+    from archlab.cli.main import main
+    assert main(["export", f"{run_dir}:3", "--format", "torchscript", "--out", str(tmp_path / "dep"), "--json"]) == 0
+    data = json.loads(capfd.readouterr().out)  # stdout (the file descriptor) holds the JSON alone
     assert data["max_abs_diff"] < 1e-5 and data["weights"].endswith("0003/weights.safetensors")
     assert sorted(Path(f).name for f in data["files"])[-1] == "weights.safetensors"
     written = load_checkpoint(tmp_path / "dep" / "weights.safetensors")
     assert all(torch.equal(written[k], v) for k, v in trained.state_dict().items())
 
 
-def test_cli_onnx_progress_goes_to_stderr(tmp_path):
+def test_cli_onnx_progress_goes_to_stderr(tmp_path, capfd):
     spec_file = tmp_path / "tiny.yaml"
     spec_file.write_text(tiny_spec().to_yaml())
-    proc = run("export", str(spec_file), "--format", "onnx", "--batch", "4", "--out", str(tmp_path / "o"), "--json")
-    assert proc.returncode == 0, proc.stderr
-    data = json.loads(proc.stdout)
+    from archlab.cli.main import main
+    assert main(["export", str(spec_file), "--format", "onnx", "--batch", "4", "--out", str(tmp_path / "o"),
+                 "--json"]) == 0
+    captured = capfd.readouterr()
+    data = json.loads(captured.out)  # fd 1 holds the JSON alone (the exporter's progress would go to stderr)
     assert data["input_shape"] == [4, 1, 16, 16] and data["opset"] == exporter.ONNX_OPSET
     proto = onnx.load(str(tmp_path / "o" / "model.onnx"))
     assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
@@ -153,7 +155,9 @@ def test_bad_input_exit_2_nothing_written(tmp_path, capsys):
     assert "names an existing file" in user_error(capsys, "export", "resnet18", "--format", "onnx", "--out",
                                                   str(existing))
     err = user_error(capsys, "export", "resnet18", "--format", "tflite", "--out", str(out))
-    assert "tflite" in err and "must be one of onnx, torchscript, exported" in err
+    assert "tflite" in err and "'onnx', 'torchscript', 'exported'" in err
+    with pytest.raises(ArchlabError, match="unknown export format 'tflite': must be one of onnx, torchscript"):
+        export_model(tiny_spec(), "tflite", out)
     assert "--batch" in user_error(capsys, "export", "resnet18", "--format", "onnx", "--batch", "0", "--out", str(out))
     assert "no trial 9" in user_error(capsys, "export", f"{tmp_path}:9", "--format", "onnx", "--out", str(out))
     wrong = tmp_path / "mnv2.safetensors"
@@ -178,5 +182,8 @@ def test_bad_input_exit_2_nothing_written(tmp_path, capsys):
 
 
 def test_one_subprocess_error_has_no_traceback(tmp_path):
-    proc = run("export", "resnet18", "--format", "tflite", "--out", str(tmp_path / "o"))
+    wrong = tmp_path / "w.safetensors"
+    save_weights({"a": torch.zeros(3)}, wrong)
+    proc = run("export", "lenet5", "--format", "onnx", "--weights", str(wrong), "--out", str(tmp_path / "o"))
     assert proc.returncode == 2 and proc.stderr.startswith("archlab: error:") and "Traceback" not in proc.stderr
+    assert "do not fit lenet5" in proc.stderr and not (tmp_path / "o").exists()
