@@ -122,10 +122,11 @@ def _walk(spec: ArchSpec, close: Callable[[str, Cost, int], None] | None = None)
 def complexity(spec: ArchSpec) -> Complexity:
     """Parameters and MACs of `spec`, walking stem, stages and head as the builder does."""
     parts: list[PartCost] = []
+    done = [0, 0]   # running totals: summing the parts at every close made a deep network quadratic
 
     def close(name: str, c: Cost, chs: int) -> None:
-        done = sum(p.params for p in parts), sum(p.macs for p in parts)
         parts.append(PartCost(name, c.params - done[0], c.macs - done[1], c.size, chs))
+        done[0], done[1] = c.params, c.macs
 
     c = _walk(spec, close)
     return Complexity(params=c.params, macs=c.macs, img_size=spec.img_size, parts=tuple(parts))

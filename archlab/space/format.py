@@ -235,9 +235,16 @@ def _check_keys(data: dict[Any, Any], allowed: typing.Iterable[str], path: str) 
             raise SpecError(where, "is not a known key" + did_you_mean(str(key), allowed), show_value=False)
 
 
+@functools.cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    """typing.get_type_hints, once per class: it evaluates every annotation again on each call, which made
+    compiling a space of many stages quadratic-looking in time (minutes for 2,000 stages)."""
+    return typing.get_type_hints(cls)
+
+
 def _hint_kind(cls: type, name: str) -> str:
     """'int', 'float', 'str', 'bool', 'tuple' or 'other' for a dataclass field's type hint."""
-    hint = typing.get_type_hints(cls)[name]
+    hint = _type_hints(cls)[name]
     options = [h for h in typing.get_args(hint) if h is not type(None)] or [hint]
     base = options[0]
     if typing.get_origin(base) is tuple:
@@ -860,7 +867,7 @@ def _probe_section(cls: type, valid_padding: bool) -> typing.Callable[[str, Any,
 
     def probe(name: str, value: Any, path: str) -> Any:
         if cls is StageSpec and owner_of(name) is not None:
-            value = coerce(typing.get_type_hints(StageSpec)[name], value, path)
+            value = coerce(_type_hints(StageSpec)[name], value, path)
             try:
                 check_owned_field(name, value)
             except SpecError as err:
