@@ -28,7 +28,7 @@ from torch import nn
 from archlab.core.errors import ArchlabError
 from archlab.core.registry import Registry
 
-__all__ = ["PROXIES", "ProxyData", "ProxyFn", "feature_units"]
+__all__ = ["PROXIES", "ProxyData", "ProxyFn", "as_proxy_data", "feature_units"]
 
 ProxyFn = Callable[[nn.Module, "ProxyData"], float]
 PROXIES: Registry[ProxyFn] = Registry("proxy")
@@ -72,11 +72,24 @@ class ProxyData:
         return [(x[:half], y[:half]), (x[half:], y[half:])]
 
 
+def as_proxy_data(data: ProxyData | tuple | list, seed: int = 0) -> ProxyData:
+    """`data` as ProxyData: kept as is, or one (inputs, labels) minibatch, or a list of such minibatches."""
+    if isinstance(data, ProxyData):
+        return data
+    if isinstance(data, tuple) and len(data) == 2 and all(isinstance(t, torch.Tensor) for t in data):
+        data = [data]
+    if isinstance(data, list | tuple) and all(isinstance(b, tuple | list) and len(b) == 2 for b in data):
+        return ProxyData(tuple(b[0] for b in data), tuple(b[1] for b in data), seed=seed)
+    raise ArchlabError(f"proxy data must be ProxyData, an (inputs, labels) minibatch or a list of them, got "
+                       f"{type(data).__name__}")
+
+
 def _proxy(name: str) -> Callable[[ProxyFn], ProxyFn]:
     """Register `fn` as proxy `name`, run with grad enabled under a forked RNG seeded with `data.seed`."""
     def add(fn: ProxyFn) -> ProxyFn:
         @functools.wraps(fn)
         def run(model: nn.Module, data: ProxyData) -> float:
+            data = as_proxy_data(data)
             with torch.random.fork_rng(devices=[]), torch.enable_grad():
                 torch.manual_seed(data.seed)
                 return float(fn(model, data))

@@ -187,3 +187,12 @@ def test_proxy_data_rejects_bad_minibatches():
         ProxyData((), ())
     one = ProxyData((torch.zeros(6, 1, 4, 4),), (torch.zeros(6, dtype=torch.long),))
     assert [len(x) for x, _ in one.pairs()] == [3, 3]  # ZiCo's two minibatches from one
+    with pytest.raises(ArchlabError, match="got str"):
+        PROXIES.get("snip")(_model(FAMILIES["basic"]), "images")
+
+
+def test_plain_minibatches_are_accepted():
+    model, data = _model(FAMILIES["basic"]), _data()
+    pairs = list(zip(data.inputs, data.targets))
+    assert PROXIES.get("zico")(model, pairs) == PROXIES.get("zico")(model, data)
+    assert PROXIES.get("nwot")(model, pairs[0]) == PROXIES.get("nwot")(model, data)
