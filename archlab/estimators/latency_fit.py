@@ -223,17 +223,23 @@ def _fit_models(nets: list[dict[str, Any]], table: dict[str, float], part_rows: 
 
 
 def _overhead_fit(summed: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """Network = intercept + slope x (sum of parts), by least absolute relative error.
+    """Network = intercept + slope x (sum of parts), by least absolute relative error; the intercept >= 0.
 
     Absolute, not squared: a network measured while its process lost the core is far too slow, and a squared
-    loss would bend the line towards it. Solved as iteratively reweighted least squares.
+    loss would bend the line towards it. Solved as iteratively reweighted least squares. A negative intercept
+    (noise) would predict negative times for small networks, so then the line goes through the origin.
     """
-    a = np.stack([np.ones_like(summed), summed], axis=1) / y[:, None]
-    b, w = np.ones_like(y), np.ones_like(y)
-    coef = np.zeros(2)
-    for _ in range(50):
-        coef, *_ = np.linalg.lstsq(a * w[:, None], b * w, rcond=None)
-        w = 1.0 / np.sqrt(np.maximum(np.abs(a @ coef - b), 1e-6))
+    def irls(a: np.ndarray) -> np.ndarray:
+        b, w = np.ones_like(y), np.ones_like(y)
+        coef = np.zeros(a.shape[1])
+        for _ in range(50):
+            coef, *_ = np.linalg.lstsq(a * w[:, None], b * w, rcond=None)
+            w = 1.0 / np.sqrt(np.maximum(np.abs(a @ coef - b), 1e-6))
+        return coef
+
+    coef = irls(np.stack([np.ones_like(summed), summed], axis=1) / y[:, None])
+    if coef[0] < 0:
+        return 0.0, float(irls((summed / y)[:, None])[0])
     return float(coef[0]), float(coef[1])
 
 

@@ -121,6 +121,7 @@ def test_the_robust_fits_ignore_a_preempted_measurement():
     noisy[3] *= 5
     intercept, slope = _overhead_fit(summed, noisy)
     assert abs(intercept - 0.5) < 1e-3 and abs(slope - 2.0) < 1e-3
+    assert _overhead_fit(summed, 2.0 * summed - 1.0)[0] == 0.0  # never a negative time for a small network
     x = np.log(summed)[:, None]
     linear = fit_linear(x, np.log(noisy), ("x",))
     assert np.max(np.abs(np.exp(predict_model(linear, x)) - y)[np.arange(8) != 3] / y[np.arange(8) != 3]) < 0.1
