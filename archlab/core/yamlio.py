@@ -20,7 +20,8 @@ import yaml
 from archlab.core.errors import ArchlabError, SpecError
 
 __all__ = ["MAX_ALIASES", "MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "load_data_file", "load_json_text",
-           "load_yaml_file", "load_yaml_text", "max_file_bytes", "parse_number", "read_text_file"]
+           "load_yaml_file", "load_yaml_text", "load_yaml_with_lines", "max_file_bytes", "parse_number",
+           "read_text_file"]
 
 MAX_FILE_BYTES = 4 * 1024 * 1024   # the largest shipped file is ~10 KB; override with ARCHLAB_MAX_FILE_BYTES
 MAX_DEPTH = 64                     # shipped files nest 5 deep; far below Python's recursion limit
@@ -140,13 +141,15 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
     def construct_document(self, node: Any) -> Any:
-        check_nodes(node)
+        self.key_lines = check_nodes(node)
         return super().construct_document(node)
 
 
-def check_nodes(root: Any) -> None:
+def check_nodes(root: Any) -> dict[str, int]:
     """Walk a composed YAML graph iteratively: refuse more than MAX_NODES nodes (aliases expanded) and a
-    mapping that repeats a key (naming both lines and the key path)."""
+    mapping that repeats a key (naming both lines and the key path); returns key path -> 1-based line
+    (`stages[2].kernel_size`), so error messages need no second parse."""
+    lines: dict[str, int] = {}
     seen = 0
     stack: list[tuple[Any, str, int]] = [(root, "", 1)]
     while stack:
@@ -170,10 +173,14 @@ def check_nodes(root: Any) -> None:
                         raise _BoundaryError(f"is given twice (lines {earlier} and {line}); a key may appear "
                                              "once", line=line, path=child)
                     first[(key.tag, key.value)] = line
+                lines.setdefault(child, key.start_mark.line + 1)
                 stack.append((key, path, depth + 1))
                 stack.append((value, child, depth + 1))
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, f"{path}[{i}]", depth + 1) for i, item in enumerate(node.value))
+            for i, item in enumerate(node.value):
+                lines.setdefault(f"{path}[{i}]", item.start_mark.line + 1)
+                stack.append((item, f"{path}[{i}]", depth + 1))
+    return lines
 
 
 def _key_text(key: Any) -> str:
@@ -184,8 +191,14 @@ def _key_text(key: Any) -> str:
 
 def load_yaml_text(text: str, *, file: str | None = None) -> Any:
     """Parse YAML text within the boundary's limits; every problem is a SpecError with the file and line."""
+    return load_yaml_with_lines(text, file=file)[0]
+
+
+def load_yaml_with_lines(text: str, *, file: str | None = None) -> tuple[Any, dict[str, int]]:
+    """`load_yaml_text` and the line of every key path (`stages[2].kernel_size` -> 14) from the same parse."""
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)
+        return loader.get_single_data(), getattr(loader, "key_lines", {})
     except _BoundaryError as err:
         raise SpecError(err.path, err.rule, show_value=False, file=file, line=err.line) from None
     except yaml.MarkedYAMLError as err:
@@ -200,6 +213,8 @@ def load_yaml_text(text: str, *, file: str | None = None) -> Any:
                         file=file) from None
     except RecursionError:  # pragma: no cover - the depth cap stops composition far earlier
         raise SpecError("", f"nests deeper than {MAX_DEPTH} levels", show_value=False, file=file) from None
+    finally:
+        loader.dispose()
 
 
 def _short(text: str | None, limit: int = 120) -> str:

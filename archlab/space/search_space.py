@@ -53,9 +53,10 @@ class InvalidPointError(SpecError):
 
 def load_space(path: str | Path) -> SearchSpace:
     """Read and validate a search-space YAML file; errors name the file, line, key path, rule and value."""
-    from archlab.core.yamlio import load_yaml_text, read_text_file
-    text = read_text_file(path)   # read once, within the file boundary's limits
-    return SearchSpace.from_dict(load_yaml_text(text, file=str(path)), file=str(path), text=text)
+    from archlab.core.yamlio import load_yaml_with_lines, read_text_file
+    text = read_text_file(path)   # read and parsed once, within the file boundary's limits
+    data, lines = load_yaml_with_lines(text, file=str(path))
+    return SearchSpace.from_dict(data, file=str(path), lines=lines)
 
 
 def _lines_of(text: str | None) -> dict[str, int]:
@@ -85,9 +86,11 @@ class SearchSpace:
 
     # -- construction --
     @classmethod
-    def from_dict(cls, data: Any, file: str | None = None, *, text: str | None = None) -> SearchSpace:
-        """Validate a parsed space file (a mapping) and prove that its constraints can be met."""
-        lines = _lines_of(text)
+    def from_dict(cls, data: Any, file: str | None = None, *, text: str | None = None,
+                  lines: dict[str, int] | None = None) -> SearchSpace:
+        """Validate a parsed space file (a mapping) and prove that its constraints can be met; errors cite
+        lines from `lines` (key path -> line) or, failing that, from the file's `text`."""
+        lines = lines if lines is not None else _lines_of(text)
         compiled = compile_space(data, file=file, lines=lines)
         try:
             space = cls(compiled)
