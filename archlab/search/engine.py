@@ -211,16 +211,16 @@ class _Session:
         """Whether trials and time are left."""
         return (self.remaining is None or self.remaining > 0) and (self.time_left is None or self.time_left > 0)
 
-    def save_tables(self) -> Any:
+    def save_tables(self, *, final: bool = False) -> Any:
         """Settle the kept weights, rewrite trials.csv/.parquet from the Optuna storage (the one source of
-        truth); the table."""
+        truth); the table. `final`: Ray has stopped, so unrecorded checkpoint folders are orphans."""
         table = load_trials(self.optuna_study, self.study.metric_names)
-        have = self.sync_weights(table)
+        have = self.sync_weights(table, sweep=final)
         table["weights"] = [f"trials/{n:04d}/{WEIGHTS_FILE}" if n in have else None for n in table["number"]]
         write_table(table, self.run.path)
         return table
 
-    def sync_weights(self, table: Any) -> set[int]:
+    def sync_weights(self, table: Any, *, sweep: bool = False) -> set[int]:
         """Keep the weights `keep_weights` asks for (the current front's, every complete trial's, or none);
         the trials that have them.
 
@@ -241,7 +241,7 @@ class _Session:
         checkpoints = {t.number: (t.user_attrs[CHECKPOINT_ATTR], str(t.user_attrs.get("arch_id")))
                        for t in self.optuna_study.get_trials(deepcopy=False)
                        if CHECKPOINT_ATTR in t.user_attrs and t.state != TrialState.RUNNING}
-        return self.run.sync_weights(keep, checkpoints)
+        return self.run.sync_weights(keep, checkpoints, sweep=sweep)
 
     def tune(self) -> None:
         """Start or join Ray and run the Tuner until the target or the time budget is reached."""
@@ -275,7 +275,7 @@ class _Session:
         wall = time.time() - self.start
         self.state["elapsed_s"] = self.elapsed_before + wall
         self.run.write_state(self.state)
-        table = self.save_tables()
+        table = self.save_tables(final=True)
         data = summary_dict(table, self.study.metric_names, self.study.directions,
                             max_epochs=self.study.budget.epochs)
         kept = [int(n) for n in table.loc[table["weights"].notna(), "number"]]

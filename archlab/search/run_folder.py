@@ -65,14 +65,20 @@ class RunFolder:
         except ValueError:
             return path
 
-    def sync_weights(self, keep: set[int], checkpoints: dict[int, tuple[str, str]]) -> set[int]:
+    def sync_weights(self, keep: set[int], checkpoints: dict[int, tuple[str, str]], *, sweep: bool = False,
+                     ) -> set[int]:
         """Keep the weights of the trials in `keep`, drop the rest; the trials that now have a weights file.
 
         `checkpoints` maps a finished trial's number to (its recorded checkpoint folder, its arch_id). A kept
         trial's weights are copied atomically from its checkpoint folder; a weights file of a trial no longer
         kept is removed; then the checkpoint folder goes (its weights are kept here or not at all). A trial off
         the front stays off it (trials are only ever added), so what is removed is never wanted back.
+
+        `sweep` (once Ray has stopped) also deletes checkpoint folders no trial recorded: a worker persists its
+        checkpoint before the driver records it, so a kill in between leaves one behind, of a trial that is
+        then interrupted and re-run.
         """
+        suspect = set()
         for number, (ref, arch_id) in checkpoints.items():
             folder = self._checkpoint_folder(ref)
             if folder is None:
@@ -80,9 +86,14 @@ class RunFolder:
             source = folder / WEIGHTS_FILE
             if number in keep and not self.weights_file(number).exists():
                 if not (source.is_file() and self._is_checkpoint_of(source, number, arch_id)):
-                    continue  # not this trial's weights (an internal error): left where it is, never kept
+                    suspect.add(folder.resolve())  # not this trial's weights (an internal error): left for a look
+                    continue
                 atomic_write(self.weights_file(number), lambda tmp, src=source: shutil.copyfile(src, tmp))
             shutil.rmtree(folder, ignore_errors=True)
+        if sweep and self.ray_dir.is_dir():
+            for folder in [p for p in self.ray_dir.rglob("checkpoint_*") if p.is_dir()]:
+                if folder.resolve() not in suspect:
+                    shutil.rmtree(folder, ignore_errors=True)
         have = set()
         for file in sorted((self.path / "trials").glob(f"*/{WEIGHTS_FILE}")):
             number = int(file.parent.name) if file.parent.name.isdigit() else None

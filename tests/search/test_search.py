@@ -1,4 +1,6 @@
-"""The search engine end to end: CLI runs on digits, injected faults, kill -9 and resume, a 2-node cluster."""
+"""The search engine end to end: CLI runs on digits, injected faults, kill -9 and resume, a 2-node cluster, and
+the weights each keeps (keep_weights: front in the faulty run and the resume, all on the cluster, none in the
+re-proposal run)."""
 from __future__ import annotations
 
 import json
@@ -33,6 +35,35 @@ def ray_tmp(tmp_path_factory) -> str:
 
 def _optuna_study(run: Path) -> optuna.Study:
     return optuna.load_study(study_name="tiny", storage=f"sqlite:///{run / 'optuna.db'}")
+
+
+def _kept_weights(run: Path) -> set[int]:
+    """Trials whose weights the run folder holds, from the files themselves."""
+    return {int(p.parent.name) for p in (run / "trials").glob("*/weights.safetensors")}
+
+
+def _val_top1(run: Path, number: int) -> float:
+    """Validation top-1 of a kept trial's weights, loaded with strict=True into build_model(spec), measured on
+    the split the trial was measured on (the study's dataset and seed, as the run folder recorded them)."""
+    import torch
+
+    from archlab.arch.resolve import resolve_spec
+    from archlab.measure.data import load_data
+    from archlab.nn.build import build_model
+    from archlab.nn.weights import load_checkpoint
+    from archlab.search.study import load_study
+    study = load_study(run / "study.yaml")
+    spec = resolve_spec(str(run / "trials" / f"{number:04d}" / "spec.yaml"))
+    model = build_model(spec)
+    model.load_state_dict(load_checkpoint(run / "trials" / f"{number:04d}" / "weights.safetensors"), strict=True)
+    ds = study.dataset
+    data = load_data(ds.name, img_size=ds.img_size, in_chans=spec.in_chans, root=ds.root,
+                     val_fraction=ds.val_fraction, seed=study.seed, limit=ds.limit, val_limit=ds.val_limit)
+    mean = torch.tensor(data.mean).view(1, -1, 1, 1) * 255.0
+    std = torch.tensor(data.std).view(1, -1, 1, 1) * 255.0
+    with torch.inference_mode():
+        pred = model.eval()((data.val.images.float() - mean) / std).argmax(1)
+    return 100.0 * (pred == data.val.labels).sum().item() / len(data.val.labels)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +101,44 @@ def test_search_end_to_end_with_injected_faults(faulty_run):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["counts"]["failed"] == 2 and len(summary["front"]) == mask.sum()
     assert "Pareto front" in proc.stdout and str(run) in proc.stdout
+
+
+def test_the_front_keeps_its_weights_and_they_reproduce_its_top1(faulty_run):
+    run, proc = faulty_run
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = load_table(run).set_index("number")
+    summary = json.loads((run / "summary.json").read_text())
+    front = {r["number"] for r in summary["front"]}
+    # keep_weights defaults to front: exactly the front's trials have weights, recorded in table and summary
+    assert summary["keep_weights"] == "front" and front
+    assert _kept_weights(run) == front == set(summary["weights_kept"])
+    assert set(table.index[table["weights"].notna()]) == front
+    for record in summary["front"]:
+        assert record["weights"] == f"trials/{record['number']:04d}/weights.safetensors"
+        assert _val_top1(run, record["number"]) == pytest.approx(table.loc[record["number"], "top1"], abs=1e-9)
+    # Ray's checkpoint copies are settled (kept in trials/ or deleted); only complete trials reported one
+    assert not list((run / "ray").rglob("checkpoint_*"))
+    recorded = {t.number for t in _optuna_study(run).trials if "checkpoint" in t.user_attrs}
+    assert front <= recorded <= set(table.index[table["state"] == "complete"])
+    assert "weights of" in proc.stdout and f"archlab export {run}:" in proc.stdout
+
+
+def test_the_report_links_the_front_weights(faulty_run, tmp_path):
+    import re
+
+    from archlab.report.writer import build_report, write_report
+    run, _ = faulty_run
+    front = _kept_weights(run)
+    page = write_report([run], tmp_path / "reports" / "r.html").read_text()
+    links = re.findall(r'<a href="([^"]+)">trials/(\d{4})/weights\.safetensors</a>', page)
+    assert {int(n) for _, n in links} == front
+    for href, n in links:   # relative to the report's folder, so they resolve from where it lies
+        assert not href.startswith("/")
+        assert (tmp_path / "reports" / href).resolve() == (run / "trials" / n / "weights.safetensors").resolve()
+    # with no report location to be relative to, the link is the file's path
+    doc = build_report([run]).doc
+    table = next(s.body for s in doc.sections if s.id == "architectures")
+    assert str((run / "trials").resolve()) in table
 
 
 def test_optuna_names_the_objectives_in_its_own_plots(faulty_run):
@@ -162,6 +231,9 @@ def test_killed_search_resumes_without_losing_or_rerunning_trials(tmp_path, ray_
     real_before = sum(s in finished_states for s in done_before.values())
     assert rerun == min(len(started), 4 - real_before)
     assert len(set(table["number"])) == len(table)
+    # the weights are settled on resume too: the final front's, whichever session trained them
+    front = {r["number"] for r in json.loads((run / "summary.json").read_text())["front"]}
+    assert _kept_weights(run) == front and not list((run / "ray").rglob("checkpoint_*"))
 
 
 def test_study_file_errors_exit_2(tmp_path):
@@ -181,11 +253,15 @@ def test_study_file_errors_exit_2(tmp_path):
 def test_search_on_a_two_node_cluster(tmp_path):
     """A real 2-node Ray cluster on loopback, named by RAY_ADDRESS only (as `ray job submit` and KubeRay do):
     the search joins it instead of starting a private Ray, its trials land on both nodes, --json prints the
-    summary alone on stdout."""
+    summary alone on stdout, and (keep_weights: all) every complete trial's weights reach the run folder through
+    Ray Tune's checkpoints, whichever node trained them."""
     from tests.search.raycluster import local_cluster
     run = tmp_path / "run"
+    study = tmp_path / "study.yaml"
+    study.write_text(STUDY.read_text().replace("tiny_space.yaml", str(STUDY.parent / "tiny_space.yaml"))
+                     + "keep_weights: all\n")
     with local_cluster(n_nodes=2, cpus_per_node=1) as address:
-        proc = cli("search", str(STUDY), "--trials", "4", "--out", str(run), "--json", env={"RAY_ADDRESS": address})
+        proc = cli("search", str(study), "--trials", "4", "--out", str(run), "--json", env={"RAY_ADDRESS": address})
     assert proc.returncode == 0, proc.stderr[-3000:]
     summary = json.loads(proc.stdout)   # stdout is the JSON document and nothing else
     assert "archlab search: study 'tiny'" in proc.stderr   # progress went to stderr
@@ -197,6 +273,12 @@ def test_search_on_a_two_node_cluster(tmp_path):
     ray_info = state["ray"][0]
     assert len(ray_info["nodes"]) == 2 and ray_info["started_locally"] is False
     assert ray_info["joined_via"] == "RAY_ADDRESS" and ray_info["address"] == address
+    complete = table[table["state"] == "complete"]
+    assert len(complete) >= 1 and summary["keep_weights"] == "all"
+    assert _kept_weights(run) == set(complete["number"]) == set(summary["weights_kept"])
+    for _, row in complete.iterrows():   # each node's trials: the file is the trial's own weights
+        assert _val_top1(run, int(row["number"])) == pytest.approx(row["top1"], abs=1e-9), row["node_id"]
+    assert not list((run / "ray").rglob("checkpoint_*"))
 
 
 @pytest.mark.parametrize("sampler", ["nsga2", "motpe", "random", "nsga3", "QMCSampler"])
@@ -235,7 +317,7 @@ def test_reproposed_architectures_are_answered_not_retrained(tmp_path, ray_tmp):
         space = space.replace(choice, fixed)
     (tmp_path / "space.yaml").write_text(space)
     study = (STUDY.read_text().replace("tiny_space.yaml", "space.yaml")
-             .replace("name: nsga2, args: {population_size: 4}", "name: random"))
+             .replace("name: nsga2, args: {population_size: 4}", "name: random")) + "keep_weights: none\n"
     (tmp_path / "study.yaml").write_text(study)
     run = tmp_path / "run"
     proc = cli("search", str(tmp_path / "study.yaml"), "--trials", "4", "--out", str(run),
@@ -251,5 +333,10 @@ def test_reproposed_architectures_are_answered_not_retrained(tmp_path, ray_tmp):
         assert earlier.user_attrs["arch_id"] == dup.user_attrs["arch_id"]
         if dup.state == optuna.trial.TrialState.COMPLETE:  # else the earlier trial was pruned or still running
             assert earlier.state == dup.state and dup.values == earlier.values
-    assert json.loads((run / "summary.json").read_text())["duplicates_answered"] == len(duplicates)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["duplicates_answered"] == len(duplicates)
     assert "not trained again" in proc.stdout
+    # keep_weights: none: no trial saved weights, none were kept, nothing is left in Ray's storage
+    assert summary["keep_weights"] == "none" and summary["weights_kept"] == [] and table["weights"].isna().all()
+    assert not list(run.rglob("*.safetensors")) and not list(run.rglob("checkpoint_*"))
+    assert not any("checkpoint" in t.user_attrs for t in trials)
