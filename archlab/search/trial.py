@@ -105,7 +105,7 @@ def run_trial(config: dict[str, Any], settings: TrialSettings) -> None:
             return
         trained: dict[str, Any] = {}
         fields = _train(spec, settings, fault == "nan", report, trained)
-        _report_complete(report, fields, trained.get("state"), spec, number, settings)
+        _report_complete(report, fields, trained.get("state"), spec, number)
     except Exception as err:
         if _is_tune_stop(err):
             raise
@@ -162,7 +162,7 @@ def _train(spec: Any, settings: TrialSettings, diverge: bool, report: Callable[.
 
 
 def _report_complete(report: Callable[..., None], fields: dict[str, Any], state: dict[str, Any] | None, spec: Any,
-                     number: int, settings: TrialSettings) -> None:
+                     number: int) -> None:
     """The final result of a complete trial, with its weights as a Ray Tune checkpoint when they are kept.
 
     `tune.report` copies the checkpoint folder to the run's storage path (RunConfig.storage_path) before it
