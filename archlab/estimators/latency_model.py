@@ -222,9 +222,11 @@ def fit_linear(x: np.ndarray, y: np.ndarray, names: tuple[str, ...]) -> dict[str
 def fit_gbm(x: np.ndarray, y: np.ndarray, names: tuple[str, ...], seed: int) -> dict[str, Any]:
     """Gradient-boosted regression trees (scikit-learn, Huber loss), written out as arrays: no pickle."""
     from sklearn.ensemble import GradientBoostingRegressor
-    # Huber loss for the reason fit_linear gives
-    model = GradientBoostingRegressor(loss="huber", n_estimators=200, max_depth=3, learning_rate=0.05, subsample=0.8,
-                                      min_samples_leaf=3, random_state=seed).fit(x, y)
+    # Huber loss for the reason fit_linear gives; boosting rounds grow with the data (with a handful of
+    # networks, 200 rounds would only fit their noise)
+    rounds = min(200, max(20, 4 * len(y)))
+    model = GradientBoostingRegressor(loss="huber", n_estimators=rounds, max_depth=3, learning_rate=0.05,
+                                      subsample=0.8, min_samples_leaf=3, random_state=seed).fit(x, y)
     return gbm_to_json(model, names)
 
 
