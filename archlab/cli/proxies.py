@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="comma-separated proxies and aggregates (default: all; see docs/estimators.md)")
     p.add_argument("--dataset", default=None,
                    help="data of the minibatches (default: the study's; fashion_mnist for a space; digits is fastest)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per minibatch (default 64)")
+    p.add_argument("--batch-size", type=int, default=None, help="images per minibatch (default 32)")
     p.add_argument("--json", action="store_true", help="print a JSON list: arch_id, params, macs, one key per proxy")
     p.set_defaults(func=_run_proxies)
 
@@ -64,7 +64,7 @@ def _run_proxies(args: argparse.Namespace) -> int:
     resolve_names(names)  # a misspelt proxy fails before any data are loaded
     space, data = _space_and_data(args)
     rows = score_space(space, args.n, data=data, names=names, seed=args.seed,
-                       batch_size=args.batch_size or DEFAULT_BATCH)
+                       batch_size=DEFAULT_BATCH if args.batch_size is None else args.batch_size)
     if args.json:
         print(json.dumps([{k: finite_or_none(v) if isinstance(v, float) else v for k, v in row.items()}
                           for row in rows], indent=2))
