@@ -43,12 +43,12 @@ def _space_and_data(args: argparse.Namespace) -> tuple[Any, Any]:
     if is_study(load_yaml_file(path)):
         study = load_study(path)
         space, ds = load_space(study.space), study.dataset
-        name, img_size = args.dataset or ds.name, args.img_size or ds.img_size
+        name, img_size = args.dataset or ds.name, ds.img_size if args.img_size is None else args.img_size
         kwargs = dict(root=ds.root, val_fraction=ds.val_fraction, seed=study.seed, limit=ds.limit)
     else:
         space = load_space(path)
         name = args.dataset or "fashion_mnist"
-        img_size = args.img_size or space.sample(1, seed=args.seed)[0][1].img_size
+        img_size = space.sample(1, seed=args.seed)[0][1].img_size if args.img_size is None else args.img_size
         kwargs = dict(limit=_SPACE_LIMIT)
     if img_size < 1:
         raise ArchlabError(f"--img-size must be >= 1, got {img_size}")
