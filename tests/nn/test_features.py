@@ -13,8 +13,8 @@ import archlab.timm  # noqa: F401  (registers archlab_<zoo name>)
 from archlab.arch.zoo import get_spec, zoo_names
 from archlab.nn.build import build_model
 
-FAMILIES = ["resnet50", "convnext_tiny", "efficientnet_b0", "mobilenet_v3_small", "vgg11_bn", "alexnet", "regnet_y_400mf",
-            "googlenet", "shufflenet_v2_x0_5"]
+FAMILIES = ["resnet50", "convnext_tiny", "efficientnet_b0", "mobilenet_v3_small", "vgg11_bn", "alexnet",
+            "regnet_y_400mf", "googlenet", "shufflenet_v2_x0_5"]
 
 
 def _net(name: str, size: int = 64):
