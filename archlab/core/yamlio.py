@@ -196,8 +196,9 @@ def load_yaml_text(text: str, *, file: str | None = None) -> Any:
 
 def load_yaml_with_lines(text: str, *, file: str | None = None) -> tuple[Any, dict[str, int]]:
     """`load_yaml_text` and the line of every key path (`stages[2].kernel_size` -> 14) from the same parse."""
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)   # its reader already refuses control characters (a NUL byte) here
         return loader.get_single_data(), getattr(loader, "key_lines", {})
     except _BoundaryError as err:
         raise SpecError(err.path, err.rule, show_value=False, file=file, line=err.line) from None
@@ -214,7 +215,8 @@ def load_yaml_with_lines(text: str, *, file: str | None = None) -> tuple[Any, di
     except RecursionError:  # pragma: no cover - the depth cap stops composition far earlier
         raise SpecError("", f"nests deeper than {MAX_DEPTH} levels", show_value=False, file=file) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
 
 
 def _short(text: str | None, limit: int = 120) -> str:

@@ -68,7 +68,7 @@ def test_non_utf8_bytes_are_refused_with_the_byte_offset_and_line(tmp_path):
     "a: " + "{b: " * 100 + "1" + "}" * 100,
 ])
 def test_deep_nesting_is_refused_without_recursion_error(text):
-    err = _refused(load_yaml_text, text, file="deep.yaml")
+    err = _refused(load_yaml_text, text, file="deep.yaml", seconds=15)   # 0.3 s on an idle core
     assert f"nests deeper than {MAX_DEPTH} levels" in str(err) and err.line is not None
 
 
@@ -110,6 +110,11 @@ def test_numbers_too_long_to_read_and_json_constants():
     for text in ('{"a": NaN}', '{"a": Infinity}', '{"a": -Infinity}'):
         assert "which is not a JSON number" in str(_refused(load_json_text, text))
     assert "is not valid JSON" in str(_refused(load_json_text, '{"a": 1,,}', file="x.json"))
+
+
+def test_control_characters_are_a_clear_error():
+    err = _refused(load_yaml_text, "a: 1\n\x00", file="nul.yaml")
+    assert str(err).startswith("nul.yaml: is not valid YAML: unacceptable character #x0000")
 
 
 def test_data_files_are_read_by_their_suffix(tmp_path):
