@@ -106,6 +106,8 @@ class LatencyTarget(Schema):
     backend: str = "eager"           # a name in archlab.measure.latency.BACKENDS
     # cap on one measurement (it stops earlier once the median is stable)
     max_seconds: Annotated[float, Range(ge=0.1, le=3600)] = 5.0
+    # a latency predictor file (archlab predictor fit): trials predict their latency instead of measuring it
+    predictor: str | None = None
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -302,10 +304,22 @@ def study_from_dict(data: Any, *, file: Path | None = None, lines: Mapping[str, 
     if isinstance(data, dict) and isinstance(data.get("space"), str) and file is not None \
             and data["space"] and not Path(data["space"]).is_absolute():
         data = {**data, "space": str(file.parent / data["space"])}
+    latency = data.get("latency") if isinstance(data, dict) else None
+    if isinstance(latency, dict) and isinstance(latency.get("predictor"), str) and file is not None \
+            and latency["predictor"] and not Path(latency["predictor"]).is_absolute():
+        data = {**data, "latency": {**latency, "predictor": str(file.parent / latency["predictor"])}}
     study: Study = Study.from_dict(data, file=file, lines=lines)
     if not study.space.exists():
         raise SpecError("space", f"names a file that does not exist ({study.space})", data["space"],
                         file=None if file is None else str(file), line=(lines or {}).get("space"))
+    if study.latency.predictor is not None:
+        from archlab.estimators.latency_model import load_predictor  # every trial would fail on a bad file
+        try:
+            load_predictor(study.latency.predictor)
+        except ArchlabError as err:
+            raise SpecError("latency.predictor", f"must be a latency predictor file ({err})", show_value=False,
+                            file=None if file is None else str(file),
+                            line=(lines or {}).get("latency.predictor")) from None
     return study
 
 

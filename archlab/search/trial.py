@@ -122,6 +122,10 @@ def _measure(spec: Any, settings: TrialSettings) -> dict[str, Any]:
     from archlab.nn.complexity import complexity
     cost = complexity(spec)
     lat = settings.latency
+    if lat.get("predictor"):  # fitted on the target device elsewhere (archlab predictor fit): predicted, not timed
+        from archlab.estimators.latency_model import predict_latency
+        return {"arch_id": spec.arch_id, "params": cost.params, "macs": cost.macs,
+                "latency_ms": predict_latency(spec, lat["predictor"]), "latency_predicted": True}
     cache = LatencyCache(Path(settings.run_dir) / "latency_cache.json")
     result = measure_latency(spec, batch=lat["batch"], device=lat["device"], threads=lat["threads"],
                              backend=lat["backend"], max_seconds=lat["max_seconds"], cache=cache)

@@ -328,3 +328,25 @@ def test_a_run_folders_trials_table_imports_and_denoises(tmp_path, capsys):
     assert len(smooth) == 6 and all(v > 0 for v in smooth)
     with pytest.raises(ArchlabError, match="at least 4"):
         denoised_latencies(specs[:2], noisy[:2])
+
+
+def test_a_study_can_take_its_latency_from_a_predictor(fitted, tmp_path):
+    from types import SimpleNamespace
+
+    from archlab.core.yamlio import load_yaml_text
+    from archlab.search.study import study_from_dict
+    from archlab.search.trial import _measure
+    path, _, _ = fitted
+    data = load_yaml_text((DATA / "tiny_study.yaml").read_text())
+    (tmp_path / "tiny_space.yaml").write_text(SPACE.read_text())
+    (tmp_path / "p.json").write_text(path.read_text())
+    study = study_from_dict({**data, "latency": {**data["latency"], "predictor": "p.json"}},
+                            file=tmp_path / "study.yaml")
+    assert study.latency.predictor == str(tmp_path / "p.json")  # relative to the study file
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(ArchlabError, match="latency.predictor must be a latency predictor file"):
+        study_from_dict({**data, "latency": {**data["latency"], "predictor": "bad.json"}}, file=tmp_path / "s.yaml")
+    spec = sample_networks(load_space_file(SPACE)[0], 1, seed=7)[0]
+    settings = SimpleNamespace(latency={"predictor": str(path)}, run_dir=str(tmp_path))
+    fields = _measure(spec, settings)
+    assert fields["latency_predicted"] is True and fields["latency_ms"] == predict_latency(spec, path)
