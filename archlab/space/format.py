@@ -152,6 +152,18 @@ class Plan:
     controllers: frozenset[str]     # fields named by some `when` in this plan
 
 
+@dataclass(frozen=True)
+class _Part:
+    """The grammar of one part of a network (stem, stage or head): its record type and how families select fields."""
+    kind: str                                   # "stem", "stage" or "head"
+    cls: type                                   # StemSpec, StageSpec or HeadSpec
+    selector: str | None                        # the field that picks the family ("type", "block"), if any
+    selector_values: tuple[str, ...]            # the families, which may also be subsection keys
+    shared: frozenset[str]                      # fields every family reads
+    variant_fields: dict[str, frozenset[str]]   # family -> the fields only it reads
+    default: dict[str, Any]                     # the record's defaults, for fields nobody gives
+
+
 @dataclass(frozen=True, slots=True)
 class Section:
     """A stem, stage or head: an optional depth, an optional selector, and one plan per selector value."""
@@ -536,14 +548,14 @@ class _Compiler:
     def _stem(self, raw: Any) -> Section:
         raw = _mapping(raw, "stem")
         base = _values(self.base.stem) if self.base is not None else _values(StemSpec())
-        return self._section("stem", "stem", "stem", raw, {}, base, StemSpec, "type", STEMS, STEM_SHARED, STEM_FIELDS,
-                             default=_values(StemSpec()))
+        part = _Part("stem", StemSpec, "type", STEMS, STEM_SHARED, STEM_FIELDS, _values(StemSpec()))
+        return self._section(part, "stem", "stem", raw, {}, base)
 
     def _head(self, raw: Any) -> Section:
         raw = _mapping(raw, "head")
         base = _values(self.base.head) if self.base is not None else _values(HeadSpec())
-        return self._section("head", "head", "head", raw, {}, base, HeadSpec, None, (), frozenset(), {},
-                             default=_values(HeadSpec()))
+        part = _Part("head", HeadSpec, None, (), frozenset(), {}, _values(HeadSpec()))
+        return self._section(part, "head", "head", raw, {}, base)
 
     # -- generated structure --
     def _generate(self, raw: Any, template_raw: dict[str, Any]) -> Generated:
@@ -606,22 +618,20 @@ class _Compiler:
         if self.base is not None and len(raw) != len(self.base.stages):
             raise SpecError("stages", f"must have {len(self.base.stages)} entries, one per stage of base "
                             f"{self.data['base']}", f"{len(raw)} entries")
+        part = _Part("stage", StageSpec, "block", BLOCKS, STAGE_SHARED, FAMILY_FIELDS, _stage_defaults())
         sections = []
         for i, stage_raw in enumerate(raw):
             stage_raw = _mapping(stage_raw, f"stages[{i}]")
             base = _values(self.base.stages[i]) if self.base is not None else None
-            sections.append(self._section("stage", f"stage{i}", f"stages[{i}]", stage_raw, all_raw, base, StageSpec,
-                                          "block", BLOCKS, STAGE_SHARED, FAMILY_FIELDS,
-                                          default=_stage_defaults()))
+            sections.append(self._section(part, f"stage{i}", f"stages[{i}]", stage_raw, all_raw, base))
         if all(s.depth is not None and s.depth.kind == "fixed" and s.depth.value == 0 for s in sections):
             raise SpecError("stages", "must keep at least one stage (every depth is 0)", show_value=False)
         return tuple(sections)
 
-    def _section(self, kind: str, prefix: str, path: str, raw: dict[str, Any], template: dict[str, Any],
-                 base: dict[str, Any] | None, cls: type, selector: str | None, selector_values: tuple[str, ...],
-                 shared: frozenset[str], variant_fields: dict[str, frozenset[str]], *, default: dict[str, Any]
-                 ) -> Section:
+    def _section(self, part: _Part, prefix: str, path: str, raw: dict[str, Any], template: dict[str, Any],
+                 base: dict[str, Any] | None) -> Section:
         """Compile a stem/stage/head: its own keys beat `all_stages`, family subsections beat plain keys."""
+        kind, cls, selector, selector_values = part.kind, part.cls, part.selector, part.selector_values
         names = [f.name for f in fields(cls)]
         allowed = names + list(selector_values)
         _check_keys(raw, allowed, path)
@@ -668,34 +678,53 @@ class _Compiler:
             return compiled[(where, found_in)]
 
         # depth and selector come first: a stage of depth 0 is left out, and the selector decides applicability
-        depth = domain_for("depth", None) if kind == "stage" else None
-        if kind == "stage" and depth is None:
-            if base is None:
-                raise SpecError(path, "is missing required key(s) depth", show_value=False)
-            depth = Domain("fixed", value=base["depth"], path=f"{path}.depth")
-        if depth is not None and (depth.kind == "ref" or depth.when):
-            raise SpecError(depth.path, "cannot be tied or guarded by when (depth 0 already removes a stage)",
-                            show_value=False)
-        live = f"{prefix}.depth > 0" if depth is not None and _can_be_zero(depth) else ""
-        sel = domain_for(selector, None) if selector else None
-        if sel is not None and (sel.when or (sel.kind == "ref" and self.tied[sel.ref].when)):
-            raise SpecError(sel.path, f"cannot be guarded by when: {selector} decides which fields apply",
-                            show_value=False)
-        if selector is None:
-            sel_values: tuple[Any, ...] = (None,)
-        elif sel is None:
-            if (base or default).get(selector) is None:
-                raise SpecError(path, f"is missing required key(s) {selector}", show_value=False)
-            sel_values = ((base or default)[selector],)
-        else:
-            sel_values = _domain_values(sel, self.tied)
-        plans = {value: self._plan(kind, path, value, selector, names, shared, variant_fields, base, default,
-                                   domain_for, only=len(sel_values) == 1) for value in sel_values}
+        depth = self._depth(kind, path, base, domain_for)
+        sel, sel_values = self._selector(part, path, base, domain_for)
+        plans = {value: self._plan(part, path, value, names, base, domain_for, only=len(sel_values) == 1)
+                 for value in sel_values}
         if kind == "stage":
             for plan in plans.values():
                 if plan.fallback["width"] is None and not any(s.field == "width" for s in plan.slots):
                     raise SpecError(path, "is missing required key(s) width", show_value=False)
-        # conditions shown by `describe`: depth > 0, the families a field applies to, and its own `when`
+        self._record_conditions(prefix, selector, depth, sel, sel_values, plans, scope)
+        return Section(kind=kind, prefix=prefix, path=path, depth=depth, selector=sel, plans=plans)
+
+    def _depth(self, kind: str, path: str, base: dict[str, Any] | None,
+               domain_for: typing.Callable[[str, str | None], Domain | None]) -> Domain | None:
+        """A stage's depth domain (the base's when not given); None for a stem or head."""
+        if kind != "stage":
+            return None
+        depth = domain_for("depth", None)
+        if depth is None:
+            if base is None:
+                raise SpecError(path, "is missing required key(s) depth", show_value=False)
+            depth = Domain("fixed", value=base["depth"], path=f"{path}.depth")
+        if depth.kind == "ref" or depth.when:
+            raise SpecError(depth.path, "cannot be tied or guarded by when (depth 0 already removes a stage)",
+                            show_value=False)
+        return depth
+
+    def _selector(self, part: _Part, path: str, base: dict[str, Any] | None,
+                  domain_for: typing.Callable[[str, str | None], Domain | None]
+                  ) -> tuple[Domain | None, tuple[Any, ...]]:
+        """The family selector's domain and the families it can take (one when it is fixed or absent)."""
+        selector = part.selector
+        if selector is None:
+            return None, (None,)
+        sel = domain_for(selector, None)
+        if sel is not None and (sel.when or (sel.kind == "ref" and self.tied[sel.ref].when)):
+            raise SpecError(sel.path, f"cannot be guarded by when: {selector} decides which fields apply",
+                            show_value=False)
+        if sel is not None:
+            return sel, _domain_values(sel, self.tied)
+        if (base or part.default).get(selector) is None:
+            raise SpecError(path, f"is missing required key(s) {selector}", show_value=False)
+        return None, ((base or part.default)[selector],)
+
+    def _record_conditions(self, prefix: str, selector: str | None, depth: Domain | None, sel: Domain | None,
+                           sel_values: tuple[Any, ...], plans: dict[Any, Plan], scope: set[str]) -> None:
+        """Conditions shown by `describe`: depth > 0, the families a field applies to, and its own `when`."""
+        live = f"{prefix}.depth > 0" if depth is not None and _can_be_zero(depth) else ""
         for dom in (depth, sel):
             if dom is not None and dom.kind == "dim":
                 self.conditions[dom.dim.name] = live if dom is sel else ""
@@ -711,20 +740,18 @@ class _Compiler:
                 family = f"{prefix}.{selector} = {values[0]}" if len(values) == 1 else \
                     f"{prefix}.{selector} in ({', '.join(map(str, values))})"
             self.conditions[name] = _join(live, family, self.when_of.get(name, ""))
-        return Section(kind=kind, prefix=prefix, path=path, depth=depth, selector=sel, plans=plans)
 
-    def _plan(self, kind: str, path: str, value: Any, selector: str | None, names: list[str],
-              shared: frozenset[str], variant_fields: dict[str, frozenset[str]], base: dict[str, Any] | None,
-              default: dict[str, Any], domain_for: typing.Callable[[str, str | None], Domain | None], *,
-              only: bool = False) -> Plan:
+    def _plan(self, part: _Part, path: str, value: Any, names: list[str], base: dict[str, Any] | None,
+              domain_for: typing.Callable[[str, str | None], Domain | None], *, only: bool = False) -> Plan:
         """Slots and fallbacks of one section for one selector value (`only`: the selector has no other)."""
+        kind, selector, shared, default = part.kind, part.selector, part.shared, part.default
         same_family = base is not None and (selector is None or base.get(selector) == value)
         if selector is None:
             reads: frozenset[str] | None = None
         elif kind == "stem" and value == "identity":
             reads = frozenset()
         else:
-            reads = shared | variant_fields[value]
+            reads = shared | part.variant_fields[value]
         # every field gets an entry, in the dataclass's order, so a decoded section's values key a cache
         slots, fallback = [], {}
         for name in names:
