@@ -8,15 +8,15 @@ its row in `archlab.arch.families`.
 from __future__ import annotations
 
 import torch
-from timm.layers import DropPath
+from timm.layers import DropPath, SEModule
 from torch import nn
 
 from archlab.arch.spec import StageSpec, make_divisible
 from archlab.core.registry import Registry
-from archlab.nn.layers import Cost, conv_norm_act, make_act
+from archlab.nn.layers import ACT_LAYERS, Cost, conv_norm_act, make_act
 
 __all__ = ["BLOCKS_REGISTRY", "Block", "Residual", "block_class", "groups_of", "se_channels", "shortcut",
-           "shortcut_cost"]
+           "shortcut_cost", "squeeze_excite"]
 
 BLOCKS_REGISTRY: Registry[type[Block]] = Registry("block family")
 
@@ -69,6 +69,12 @@ def se_channels(stage: StageSpec, in_chs: int, mid: int) -> int:
     if stage.se_base == "mid":
         return make_divisible(int(mid * stage.se_ratio), 8)
     return max(1, int(in_chs * stage.se_ratio))
+
+
+def squeeze_excite(stage: StageSpec, in_chs: int, mid: int, act: str) -> nn.Module:
+    """timm's SEModule on `mid` channels: the stage's squeeze width, activation (default: the block's) and gate."""
+    se_act = ACT_LAYERS.get(stage.se_act or act) or nn.Identity
+    return SEModule(mid, rd_channels=se_channels(stage, in_chs, mid), act_layer=se_act, gate_layer=stage.se_gate)
 
 
 def shortcut(in_chs: int, out_chs: int, stride: int, stage: StageSpec) -> nn.Module:

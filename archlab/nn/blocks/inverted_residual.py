@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import torch
-from timm.layers import DropPath, SEModule
+from timm.layers import DropPath
 from torch import nn
 
 from archlab.arch.spec import StageSpec, mid_channels
-from archlab.nn.blocks.base import BLOCKS_REGISTRY, Block, se_channels
-from archlab.nn.layers import ACT_LAYERS, Cost, conv_norm_act
+from archlab.nn.blocks.base import BLOCKS_REGISTRY, Block, se_channels, squeeze_excite
+from archlab.nn.layers import Cost, conv_norm_act
 
 
 @BLOCKS_REGISTRY.register("inverted_residual")
@@ -27,9 +27,7 @@ class InvertedResidual(Block):
             layers.append(conv_norm_act(in_chs, mid, 1, norm=norm, act=act, bias=bias))
         layers.append(conv_norm_act(mid, mid, stage.kernel_size, stride, groups=mid, norm=norm, act=act, bias=bias))
         if stage.se_ratio > 0:
-            se_act = ACT_LAYERS.get(stage.se_act or act) or nn.Identity
-            layers.append(SEModule(mid, rd_channels=se_channels(stage, in_chs, mid), act_layer=se_act,
-                                   gate_layer=stage.se_gate))
+            layers.append(squeeze_excite(stage, in_chs, mid, act))
         layers.append(conv_norm_act(mid, out_chs, 1, norm=norm, act="none", bias=bias))
         self.branch = nn.Sequential(*layers)
         self.has_skip = stride == 1 and in_chs == out_chs

@@ -6,12 +6,11 @@ grouped conv, squeezing from the block's input width (torchvision's `SqueezeExci
 """
 from __future__ import annotations
 
-from timm.layers import SEModule
 from torch import nn
 
 from archlab.arch.spec import StageSpec, mid_channels
-from archlab.nn.blocks.base import BLOCKS_REGISTRY, Residual, groups_of, se_channels, shortcut_cost
-from archlab.nn.layers import ACT_LAYERS, Cost, conv_norm_act
+from archlab.nn.blocks.base import BLOCKS_REGISTRY, Residual, groups_of, se_channels, shortcut_cost, squeeze_excite
+from archlab.nn.layers import Cost, conv_norm_act
 
 
 @BLOCKS_REGISTRY.register("basic")
@@ -53,9 +52,7 @@ class BottleneckBlock(Residual):
                   conv_norm_act(mid, mid, stage.kernel_size, stride, groups=groups_of(stage, mid), norm=norm,
                                 act=act, bias=bias)]
         if stage.se_ratio > 0:
-            se_act = ACT_LAYERS.get(stage.se_act or act) or nn.Identity
-            layers.append(SEModule(mid, rd_channels=se_channels(stage, in_chs, mid), act_layer=se_act,
-                                   gate_layer=stage.se_gate))
+            layers.append(squeeze_excite(stage, in_chs, mid, act))
         layers.append(conv_norm_act(mid, out_chs, 1, norm=norm, act="none", bias=bias))
         self.branch = nn.Sequential(*layers)
         self._finish(in_chs, out_chs, stride, stage, drop_path, act)
