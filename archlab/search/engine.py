@@ -62,6 +62,7 @@ class SearchSummary:
     chance_note: str = ""              # "the budget is too small to rank ..." (archlab.measure.chance), or ''
     keep_weights: str = "front"        # the study's keep_weights: front, all or none
     weights_kept: tuple[int, ...] = ()  # trials whose trials/NNNN/weights.safetensors the run folder holds
+    prescreened: int = 0               # proposals the pre-screen replaced by a neighbour (never trained)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (paths as strings)."""
@@ -163,6 +164,7 @@ class _Session:
         self.study, self.run, self.optuna_study, self.storage, self.state = study, run, optuna_study, storage, state
         self.in_chans, self.num_classes = int(data.train.images.shape[1]), int(data.num_classes)
         self.n_eval = len(data.val)  # images each top-1 is measured on: the noise archlab.measure.chance uses
+        self.data = data  # the pre-screen's proxy reads a minibatch of it on the driver
         self.report = progress
         done_before = sum(1 for t in optuna_study.get_trials(deepcopy=False)
                           if t.user_attrs.get(STATE_ATTR) in TRIED_STATES)
@@ -257,13 +259,23 @@ class _Session:
         progress = Progress(self.study, self.optuna_study, target=self.study.trials, deadline=self.deadline,
                             report=self.report)
         try:
-            proposals = Proposals(self.study, self.run, load_space(self.run.space_file), self.optuna_study,
-                                  in_chans=self.in_chans, num_classes=self.num_classes)
+            space = load_space(self.run.space_file)
+            proposals = Proposals(self.study, self.run, space, self.optuna_study, in_chans=self.in_chans,
+                                  num_classes=self.num_classes, prescreener=self.prescreener(space))
             searcher = ArchlabSearcher(self.optuna_study, proposals, progress, on_told=self.save_tables)
             _tuner(self, searcher, [progress_callback(progress), _checkpoint_recorder(self)]).fit()
         finally:
             shutdown_ray()
         self.infeasible = progress.infeasible
+
+    def prescreener(self, space: Any) -> Any:
+        """The study's pre-screen on the driver (archlab.search.prescreen), or None without one."""
+        if self.study.prescreen is None:
+            return None
+        from archlab.search.prescreen import Neighbourhood, Prescreener
+        near = Neighbourhood(space, resample=self.study.prescreen.resample, img_size=self.study.dataset.img_size,
+                             in_chans=self.in_chans, num_classes=self.num_classes)
+        return Prescreener(self.study.prescreen, near, self.data, seed=self.study.seed)
 
     def finish(self, write_report: Callable[[Path], Path | None] | None) -> SearchSummary:
         """Settle trials the time budget ended, write tables and summary.json (and the report); the summary."""
@@ -282,8 +294,10 @@ class _Session:
         data.update(keep_weights=self.study.keep_weights, weights_kept=kept)
         duplicates = sum(1 for t in self.optuna_study.get_trials(deepcopy=False)
                          if t.user_attrs.get(STATE_ATTR) == "duplicate")
+        prescreened = sum(1 for t in self.optuna_study.get_trials(deepcopy=False)
+                          if t.user_attrs.get(STATE_ATTR) == "prescreened")
         data.update(wall_s=wall, infeasible_rejected=self.infeasible, run_dir=str(self.run.path),
-                    duplicates_answered=duplicates)
+                    duplicates_answered=duplicates, prescreened=prescreened)
         chance = chance_check(table.loc[table["state"] == "complete", "top1"] if "top1" in table else (),
                               self.num_classes, n_eval=self.n_eval)   # a front of noise is said to be one
         data.update(num_classes=self.num_classes, n_eval=self.n_eval, chance=chance.to_dict() if chance else None)
@@ -295,7 +309,7 @@ class _Session:
             front=tuple(data["front"]), hypervolume=data["hypervolume"], savings=data["savings"], wall_s=wall,
             unfinished=len(running), infeasible_rejected=self.infeasible, duplicates_answered=duplicates,
             chance_note=chance.message() if chance else "", keep_weights=self.study.keep_weights,
-            weights_kept=tuple(kept))
+            weights_kept=tuple(kept), prescreened=prescreened)
         return summary if write_report is None else replace(summary, report=write_report(self.run.path))
 
 
@@ -419,6 +433,9 @@ def format_summary(summary: SearchSummary) -> str:
     if summary.duplicates_answered:
         lines.append(f"{summary.duplicates_answered} re-proposed architectures were answered from their earlier "
                      "trials, not trained again")
+    if summary.prescreened:
+        lines.append(f"{summary.prescreened} proposals were replaced by a neighbour the pre-screen's proxy "
+                     "preferred (not trained, not counted)")
     if summary.chance_note:
         lines.append(summary.chance_note)
     lines.append("")

@@ -3,7 +3,9 @@
 `suggest` asks the Optuna study for a trial and decodes it define-by-run into an ArchSpec (the sampler sees
 only the parameters the decoder asked for). An infeasible sample (the analytic constraints fail) is told to
 Optuna as pruned and another is asked; so is a re-proposal of an architecture already tried, answered from the
-earlier trial (`tell_duplicate`); neither ever reaches Ray. `on_trial_complete` tells Optuna the outcome
+earlier trial (`tell_duplicate`); neither ever reaches Ray. With the study's `prescreen`, a feasible new proposal is
+first compared with its neighbours by a zero-cost proxy (archlab.search.prescreen); where one wins, the
+proposal is told PRUNED and the winner is enqueued and asked in its place. `on_trial_complete` tells Optuna the outcome
 honestly: a complete trial its objective values, a stopped or skipped one PRUNED (its partial accuracy kept as
 a user attribute), a failed one FAIL with its reason. Optuna cannot prune multi-objective studies, so
 intermediate results go to the scheduler (archlab.search.early_stopping), not to Optuna.
@@ -22,6 +24,7 @@ from ray.tune.search import Searcher
 
 from archlab.core.errors import ArchlabError, SpecError
 from archlab.core.files import atomic_write_text
+from archlab.search.prescreen import Prescreener, record, replace_proposal
 from archlab.search.results import STATE_ATTR, TRIAL_ATTRS, TRIED_STATES
 from archlab.search.run_folder import RunFolder
 from archlab.search.study import Study
@@ -75,17 +78,19 @@ class Proposals:
     """Driver side of suggest: decode a trial define-by-run, check it analytically, remember what was tried."""
 
     def __init__(self, study: Study, run: RunFolder, space: Any, optuna_study: Any, *, in_chans: int,
-                 num_classes: int) -> None:
+                 num_classes: int, prescreener: Prescreener | None = None) -> None:
         self.study, self.run, self.space, self.optuna_study = study, run, space, optuna_study
         self.in_chans, self.num_classes = in_chans, num_classes
+        self.prescreener = prescreener  # the study's `prescreen` (None: every feasible proposal trains as asked)
         self.tried: dict[str, int] = {}  # arch_id -> the trial that first trained it
         self.duplicates_in_a_row = 0
         for t in optuna_study.get_trials(deepcopy=False):  # a resumed run remembers what it tried
             if t.user_attrs.get(STATE_ATTR) in TRIED_STATES and t.user_attrs.get("arch_id"):
                 self.tried.setdefault(t.user_attrs["arch_id"], t.number)
 
-    def propose(self, trial: Any) -> tuple[str, Any]:
-        """("run", config), ("infeasible", reason) or ("duplicate", earlier trial number) for an asked trial."""
+    def propose(self, trial: Any, *, screen: bool = True) -> tuple[str, Any]:
+        """("run", config), ("infeasible", reason), ("duplicate", earlier trial number) or, with `screen` and a
+        pre-screen, ("prescreened", Choice) when a neighbour should train instead, for an asked trial."""
         try:
             spec = self.space.suggest(trial, img_size=self.study.dataset.img_size, in_chans=self.in_chans,
                                       num_classes=self.num_classes)
@@ -98,6 +103,12 @@ class Proposals:
         if spec.arch_id in self.tried and self.duplicates_in_a_row < MAX_DUPLICATES_IN_A_ROW:
             self.duplicates_in_a_row += 1
             return "duplicate", self.tried[spec.arch_id]
+        if screen and self.prescreener is not None:
+            choice = self.prescreener.screen(trial.number, trial.params, spec, exclude=set(self.tried),
+                                             keep=lambda s: not self.violations(s))
+            if choice.replaced:
+                return "prescreened", choice
+            record(trial, choice, self.prescreener.config.proxy)
         self.duplicates_in_a_row = 0
         self.tried.setdefault(spec.arch_id, trial.number)
         folder = self.run.trial_dir(trial.number)
@@ -143,6 +154,7 @@ class Progress:
             if t.user_attrs.get(STATE_ATTR) in self.counts:
                 self.counts[t.user_attrs[STATE_ATTR]] += 1
         self.infeasible = 0
+        self.prescreened = 0  # proposals a neighbour replaced (told PRUNED, never trained, not counted as done)
         self.running: set[int] = set()
         self.start, self._last = time.time(), 0.0
 
@@ -171,9 +183,10 @@ class Progress:
             left = f" | ~{(now - self.start) / done * (self.target - done) / 60:.1f} min left"
         event = f"trial {last[0]} {last[1]}; " if last else ""
         target = f"/{self.target}" if self.target else ""
+        screened = f", {self.prescreened} proposals replaced by pre-screening" if self.prescreened else ""
         return (f"[{time.strftime('%H:%M:%S')}] {event}done {done}{target} (complete {c['complete']}, stopped "
-                f"{c['stopped']}, skipped {c['skipped']}, failed {c['failed']}) running {len(self.running)} | "
-                f"{self.front_summary()}{left}")
+                f"{c['stopped']}, skipped {c['skipped']}, failed {c['failed']}{screened}) running "
+                f"{len(self.running)} | {self.front_summary()}{left}")
 
     def front_summary(self) -> str:
         """'front N | best top1 X | best latency_ms Y' over the completed trials."""
@@ -201,8 +214,15 @@ class ArchlabSearcher(Searcher):
     def suggest(self, trial_id: str) -> dict | None:
         """A feasible, untried architecture's config for Ray; rejected samples are told to Optuna here."""
         for _ in range(MAX_INFEASIBLE_IN_A_ROW):
+            # a trial waiting in Optuna's queue (re-queued after an interruption) is re-run as it was, unscreened
+            screen = self.proposals.prescreener is not None and not self.optuna_study.get_trials(
+                deepcopy=False, states=(TrialState.WAITING,))
             trial = self.optuna_study.ask()
-            kind, answer = self.proposals.propose(trial)
+            kind, answer = self.proposals.propose(trial, screen=screen)
+            if kind == "prescreened":  # the proposal is told PRUNED; the chosen neighbour is asked in its place
+                trial = replace_proposal(self.optuna_study, trial, answer, self.proposals.prescreener.config.proxy)
+                self.progress.prescreened += 1
+                kind, answer = self.proposals.propose(trial, screen=False)
             if kind == "run":
                 self.live[trial_id] = trial
                 self.progress.running.add(trial.number)

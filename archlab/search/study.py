@@ -20,6 +20,7 @@ from archlab.core.errors import ArchlabError, SpecError, did_you_mean
 from archlab.core.registry import Registry
 from archlab.core.schema import Range, Schema, internal, load_document
 from archlab.measure.recipes import Budget
+from archlab.search.prescreen import Prescreen
 
 __all__ = ["OBJECTIVES", "SAMPLERS", "SINGLE_OBJECTIVE_SAMPLERS", "DatasetConfig", "EarlyStopping", "Execution",
            "LatencyTarget", "Objective", "Study", "describe_study", "is_study", "load_study", "sampler_class_name",
@@ -196,6 +197,8 @@ class Study(Schema):
     # whose trained weights the run folder keeps (trials/NNNN/weights.safetensors): the final front's, every
     # complete trial's, or none (then trials save nothing)
     keep_weights: Literal["front", "all", "none"] = "front"
+    # a zero-cost proxy picks among the proposal and its neighbours before training (archlab.search.prescreen)
+    prescreen: Prescreen | None = None
     file: Path | None = internal()
 
     def __post_init__(self) -> None:
@@ -352,4 +355,7 @@ def describe_study(study: Study) -> str:
     """One line about a valid study (for `archlab validate`)."""
     goals = " vs ".join(f"{o.name} ({o.direction[:3]})" for o in study.objectives)
     size = f"{study.trials} trials" if study.trials else f"{study.timeout:.0f} s"
-    return f"study {study.name}: {goals}, {size}, {study.sampler}, {study.dataset.name} at {study.dataset.img_size} px"
+    screen = f" (pre-screened by {study.prescreen.proxy}, {study.prescreen.candidates} candidates)" \
+        if study.prescreen else ""
+    return (f"study {study.name}: {goals}, {size}, {study.sampler}{screen}, {study.dataset.name} at "
+            f"{study.dataset.img_size} px")
