@@ -59,9 +59,17 @@ def modern_recipe(spec: ArchSpec, *, drop_path_rate: float = 0.1, layer_scale_in
     """Step 1: the modern training recipe; no parameter or MAC changes.
 
     Stochastic depth and layer scale are regularisers of the recipe (paper Table 5) that archlab keeps on
-    the spec; the bottleneck family has no layer scale, so it takes effect from the convnext steps on.
+    the spec. Layer scale is set only where a block reads it: a bottleneck network keeps 0, so rows 1-6 equal
+    the search space's points with no unread field, and `move_up_depthwise` sets it with the convnext block.
     """
+    if not _reads_layer_scale(spec):
+        layer_scale_init = spec.layer_scale_init
     return replace(spec, drop_path_rate=drop_path_rate, layer_scale_init=layer_scale_init)
+
+
+def _reads_layer_scale(spec: ArchSpec) -> bool:
+    """Whether any stage's block family reads ArchSpec.layer_scale_init."""
+    return any(family(s.block).layer_scale for s in spec.stages)
 
 
 @ablation_step("stage_ratio")
@@ -118,13 +126,15 @@ def inverted_bottleneck(spec: ArchSpec, *, expand_ratio: float = 4.0) -> ArchSpe
 
 
 @ablation_step("move_up_depthwise")
-def move_up_depthwise(spec: ArchSpec) -> ArchSpec:
+def move_up_depthwise(spec: ArchSpec, *, layer_scale_init: float = 1e-6) -> ArchSpec:
     """Step 7: move the depthwise conv to the front of the block (bottleneck -> convnext family).
 
     Norm and activation after every conv and after the sum, as the bottleneck had; the stride moves with
-    the depthwise conv.
+    the depthwise conv. The convnext block reads layer scale, so the modern recipe's 1e-6 (paper Table 5)
+    takes effect here; a spec that already carries one keeps it.
     """
-    return spec.with_stages(block="convnext", group_width=1, norms="all", acts="all")
+    spec = spec.with_stages(block="convnext", group_width=1, norms="all", acts="all")
+    return replace(spec, layer_scale_init=spec.layer_scale_init or layer_scale_init)
 
 
 @ablation_step("kernel_size")

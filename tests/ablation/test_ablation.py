@@ -67,13 +67,13 @@ def t_rows():
 # --- each step's change ---------------------------------------------------------------------------------
 
 EXPECTED_FIELDS = {
-    "modern_recipe": {"drop_path_rate", "layer_scale_init"},
+    "modern_recipe": {"drop_path_rate"},  # layer scale waits for a block that reads it (move_up_depthwise)
     "stage_ratio": {"stages.depth"},
     "patchify_stem": {"stem.type", "stem.kernel_size", "stem.stride", "stem.pool", "stem.norm", "stem.act"},
     "depthwise": {"stages.group_width"},
     "width_96": {"stem.width", "stages.width"},
     "inverted_bottleneck": {"stages.width", "stages.expand_ratio"},
-    "move_up_depthwise": {"stages.block"},
+    "move_up_depthwise": {"stages.block", "layer_scale_init"},
     "kernel_5": {"stages.kernel_size"}, "kernel_7": {"stages.kernel_size"},
     "kernel_9": {"stages.kernel_size"}, "kernel_11": {"stages.kernel_size"},
     "gelu": {"stages.act"}, "fewer_activations": {"stages.acts"}, "fewer_norms": {"stages.norms"},
@@ -118,7 +118,10 @@ def test_step_values(t_rows):
         ("convnext", 3, "all", "all", "stride")
     assert {s.kernel_size for s in spec["kernel_11"].stages} == {11}
     assert {s.kernel_size for s in spec["gelu"].stages} == {7}  # from kernel 7, not from the kernel 11 branch
-    assert spec["modern_recipe"].drop_path_rate == 0.1 and spec["modern_recipe"].layer_scale_init == 1e-6
+    # layer scale is read by the convnext block only: the bottleneck rows carry none, the convnext rows 1e-6
+    assert spec["modern_recipe"].drop_path_rate == 0.1 and spec["modern_recipe"].layer_scale_init == 0.0
+    assert spec["inverted_bottleneck"].layer_scale_init == 0.0
+    assert spec["move_up_depthwise"].layer_scale_init == 1e-6 and spec["separate_downsampling"].layer_scale_init == 1e-6
 
 
 def test_steps_are_pure():
