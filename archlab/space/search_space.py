@@ -76,13 +76,13 @@ class SearchSpace:
         check_enumeration(d.size if d.size != math.inf else 2 for d in compiled.dimensions
                           if d.name in self._controllers)
         self._cost_controllers = _controller_dims(compiled, cost_only=True)
-        self._grids = {d.name: d.values() for d in compiled.dimensions if d.values() is not None}
+        self._grids = {d.name: values for d in compiled.dimensions if (values := d.values()) is not None}
         groups: dict[tuple[tuple[str, int], ...], list[Bound]] = {}
         for bound in compiled.bounds:  # bounds evaluated at the same input share one complexity walk
             groups.setdefault(bound.at, []).append(bound)
         self._groups = tuple((at, tuple(bounds)) for at, bounds in groups.items())
-        self._encoded = frozenset(d.name for d in compiled.dimensions if d.kind == "categorical"
-                                  and any(not isinstance(c, _PRIMITIVE) for c in d.choices))  # type: ignore
+        self._encoded = frozenset(d.name for d in compiled.dimensions if d.choices is not None
+                                  and any(not isinstance(c, _PRIMITIVE) for c in d.choices))
 
     # -- construction --
     @classmethod
@@ -342,8 +342,7 @@ class SearchSpace:
 class _Chooser:
     """Source of values for dimensions while decoding."""
 
-    def pick(self, dim: Dimension) -> Any:
-        raise NotImplementedError
+    pick: Callable[[Dimension], Any]   # a method, or (_RandomChooser) a closure bound in __init__ for speed
 
 
 def _encode(dim: Dimension, value: Any) -> Any:
@@ -353,15 +352,28 @@ def _encode(dim: Dimension, value: Any) -> Any:
     return value
 
 
+def _choices(dim: Dimension) -> tuple[Any, ...]:
+    """A categorical dimension's choices (the space compiler gives every categorical dimension some)."""
+    assert dim.choices is not None, f"{dim.name} is {dim.kind}, not categorical"
+    return dim.choices
+
+
+def _span(dim: Dimension) -> tuple[float, float]:
+    """An int or float dimension's (low, high) (the space compiler gives every range both ends)."""
+    assert dim.low is not None and dim.high is not None, f"{dim.name} is {dim.kind}, not a range"
+    return dim.low, dim.high
+
+
 def _encoded_choices(dim: Dimension) -> tuple[Any, ...]:
-    return tuple(_encode(dim, c) for c in dim.choices)  # type: ignore[union-attr]
+    return tuple(_encode(dim, c) for c in _choices(dim))
 
 
 def _snap(dim: Dimension, value: float) -> float:
     """A float on the dimension's step grid, rounded the same way everywhere."""
     if dim.step is None:
         return float(value)
-    return _grid(dim.low, dim.step, int(round((value - dim.low) / dim.step)))  # type: ignore[operator]
+    low = _span(dim)[0]
+    return _grid(low, dim.step, int(round((value - low) / dim.step)))
 
 
 class _TrialChooser(_Chooser):
@@ -373,11 +385,11 @@ class _TrialChooser(_Chooser):
     def pick(self, dim: Dimension) -> Any:
         if dim.kind == "categorical":
             encoded = _encoded_choices(dim)
-            return dim.choices[encoded.index(self.trial.suggest_categorical(dim.name, encoded))]  # type: ignore
+            return _choices(dim)[encoded.index(self.trial.suggest_categorical(dim.name, encoded))]
+        low, high = _span(dim)
         if dim.kind == "int":
-            return self.trial.suggest_int(dim.name, int(dim.low), int(dim.high), step=int(dim.step or 1),
-                                          log=dim.log)
-        return _snap(dim, self.trial.suggest_float(dim.name, dim.low, dim.high, step=dim.step, log=dim.log))
+            return self.trial.suggest_int(dim.name, int(low), int(high), step=int(dim.step or 1), log=dim.log)
+        return _snap(dim, self.trial.suggest_float(dim.name, low, high, step=dim.step, log=dim.log))
 
 
 class _ParamsChooser(_Chooser):
@@ -403,17 +415,17 @@ class _ParamsChooser(_Chooser):
                 except ValueError:
                     pass
             for candidate in candidates:
-                for choice in dim.choices:  # type: ignore[union-attr]
+                for choice in _choices(dim):
                     if _same(candidate, choice):
                         return choice
             raise SpecError(path, f"must be one of {dim.describe()}", value)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise SpecError(path, "must be a number", value)
-        low, high = dim.low, dim.high
-        if not low - 1e-9 <= value <= high + 1e-9:  # type: ignore[operator]
+        low, high = _span(dim)
+        if not low - 1e-9 <= value <= high + 1e-9:
             raise SpecError(path, f"must be in {dim.describe()}", value)
         if dim.kind == "int":
-            if float(value) != int(value) or (int(value) - int(low)) % int(dim.step or 1):  # type: ignore[arg-type]
+            if float(value) != int(value) or (int(value) - int(low)) % int(dim.step or 1):
                 raise SpecError(path, f"must be an integer in {dim.describe()}", value)
             return int(value)
         snapped = _snap(dim, value)
@@ -438,14 +450,15 @@ class _RandomChooser(_Chooser):
                 value = values[int(rand() * len(values))]
                 params[name] = _encode(dim, value) if name in encoded else value
                 return value
-            if dim.log:  # a continuous float range
-                value = math.exp(math.log(dim.low) + rand() * (math.log(dim.high) - math.log(dim.low)))  # type: ignore
+            low, high = _span(dim)  # a continuous float range
+            if dim.log:
+                value = math.exp(math.log(low) + rand() * (math.log(high) - math.log(low)))
             else:
-                value = dim.low + rand() * (dim.high - dim.low)  # type: ignore[operator]
+                value = low + rand() * (high - low)
             params[name] = value
             return value
 
-        self.pick = pick  # type: ignore[method-assign]
+        self.pick = pick
 
 
 class _CornerChooser(_Chooser):
@@ -544,8 +557,8 @@ def _resolve(dom: Domain, local: dict[str, Any], env: dict[str, Any], pick: Call
         return _MISSING
     if dom.kind == "fixed":
         return dom.value
-    if dom.kind == "dim":
-        return pick(dom.dim)  # type: ignore[arg-type]
+    if dom.dim is not None:   # kind "dim"
+        return pick(dom.dim)
     return env.get(dom.ref, _MISSING)
 
 
@@ -568,10 +581,10 @@ def _section_values(section: Section, env: dict[str, Any], pick: Callable[[Dimen
         dom = slot.domain
         if dom.when and not _holds(dom.when, local, env):
             continue
-        kind = dom.kind
-        if kind == "dim":
-            local[slot.field] = pick(dom.dim)  # type: ignore[arg-type]
-        elif kind == "fixed":
+        dim = dom.dim
+        if dim is not None:   # kind "dim"
+            local[slot.field] = pick(dim)
+        elif dom.kind == "fixed":
             local[slot.field] = dom.value
         else:
             value = env.get(dom.ref, _MISSING)
@@ -714,8 +727,8 @@ def _controller_dims(c: CompiledSpace, *, cost_only: bool = False) -> frozenset[
             names.update(k for k in local if k not in plan.fallback and k != "depth")  # tied names
             for slot in plan.slots:
                 if slot.field in local:
-                    if slot.domain.kind == "dim":
-                        names.add(slot.domain.dim.name)  # type: ignore[union-attr]
+                    if slot.domain.dim is not None:
+                        names.add(slot.domain.dim.name)
                     elif slot.domain.kind == "ref":
                         names.add(slot.domain.ref)
         for dom in (section.depth, section.selector):
@@ -730,18 +743,18 @@ def _controller_dims(c: CompiledSpace, *, cost_only: bool = False) -> frozenset[
         names.update(k for k, _, _ in dom.when)
     # a global read by a `when` is named by its field: add its dimension's name
     for slot in (*c.globals_, c.layer_scale):
-        if slot.field in names and slot.domain.kind == "dim":
-            names.add(slot.domain.dim.name)  # type: ignore[union-attr]
+        if slot.field in names and slot.domain.dim is not None:
+            names.add(slot.domain.dim.name)
     return frozenset(names)
 
 
 def _values_of(dom: Domain, env: dict[str, Any]) -> tuple[Any, ...] | None:
+    if dom.dim is not None:   # kind "dim"
+        return dom.dim.values()
     if dom.kind == "fixed":
         return (dom.value,)
-    if dom.kind == "ref":
-        value = env.get(dom.ref, _MISSING)
-        return () if value is _MISSING else (value,)
-    return dom.dim.values()  # type: ignore[union-attr]
+    value = env.get(dom.ref, _MISSING)
+    return () if value is _MISSING else (value,)
 
 
 def _count_slots(slots: tuple[Slot, ...], i: int, local: dict[str, Any], env: dict[str, Any],
@@ -754,18 +767,18 @@ def _count_slots(slots: tuple[Slot, ...], i: int, local: dict[str, Any], env: di
         i += 1
         if dom.when and not _holds(dom.when, local, env):
             continue
-        if dom.kind != "dim":
+        dim = dom.dim
+        if dim is None:   # fixed or ref
             values = _values_of(dom, env)
             if values:
                 local = {**local, slot.field: values[0]}
             continue
-        dim = dom.dim
-        if slot.field in controllers or dim.name in controllers:  # type: ignore[union-attr]
-            values = dim.values()  # type: ignore[union-attr]
+        if slot.field in controllers or dim.name in controllers:
+            values = dim.values()
             if values is None:
                 return math.inf
             return total * sum(_count_slots(slots, i, {**local, slot.field: v}, env, controllers) for v in values)
-        total *= dim.size  # type: ignore[union-attr]
+        total *= dim.size
     return total
 
 
@@ -814,8 +827,8 @@ def _count_space(c: CompiledSpace, controllers: frozenset[str]) -> float:
             no_convnext *= w
         dom = c.layer_scale.domain
         with_convnext = all_stages - no_convnext
-        if dom.kind == "dim" and with_convnext and (not dom.when or _holds(dom.when, {}, env)):
-            with_convnext *= dom.dim.size  # type: ignore[union-attr]
+        if dom.dim is not None and with_convnext and (not dom.when or _holds(dom.when, {}, env)):
+            with_convnext *= dom.dim.size
         return n * (with_convnext + no_convnext) * _count_scaling(c, env)
 
     def walk(i: int, env: dict[str, Any]) -> float:
@@ -824,41 +837,39 @@ def _count_space(c: CompiledSpace, controllers: frozenset[str]) -> float:
         name, dom = c.tied[i]
         if dom.when and not _holds(dom.when, env, env):
             return walk(i + 1, env)
-        if dom.kind == "fixed":
+        dim = dom.dim
+        if dim is None:   # a tied dimension is fixed or searched, never a reference
             return walk(i + 1, {**env, name: dom.value})
-        values = dom.dim.values()  # type: ignore[union-attr]
+        values = dim.values()
         if name in controllers:
             if values is None:
                 return math.inf
             return sum(walk(i + 1, {**env, name: v}) for v in values)
-        first = values[0] if values else dom.dim.low  # type: ignore[union-attr]
-        return dom.dim.size * walk(i + 1, {**env, name: first})  # type: ignore[union-attr]
+        first = values[0] if values else dim.low
+        return dim.size * walk(i + 1, {**env, name: first})
 
     total = walk(0, {})
     return total if total == math.inf else int(round(total))
 
 
 def _count_scaling(c: CompiledSpace, env: dict[str, Any]) -> float:
-    grids: dict[str, tuple[Any, ...] | None] = {}
+    grids: dict[str, tuple[Any, ...]] = {}
     n: float = 1
     for slot in c.scaling:
         dom = slot.domain
         if dom.when and not _holds(dom.when, {}, env):
             continue
         values = _values_of(dom, env)
+        if values is None:   # a continuous range (alpha, beta, gamma included): uncountable
+            return math.inf
         if slot.field in ("alpha", "beta", "gamma"):
             grids[slot.field] = values
-        elif values is None:
-            return math.inf
         else:
             n *= len(values)
     if grids:
-        if any(v is None for v in grids.values()):
-            return math.inf
         if c.derive_gamma:
-            n *= sum(1 for a in grids["alpha"] for b in grids["beta"]  # type: ignore[union-attr]
-                     if a * b * b <= c.target + 1e-12)
+            n *= sum(1 for a in grids["alpha"] for b in grids["beta"] if a * b * b <= c.target + 1e-12)
         else:
-            n *= sum(1 for a in grids["alpha"] for b in grids["beta"] for g in grids["gamma"]  # type: ignore
+            n *= sum(1 for a in grids["alpha"] for b in grids["beta"] for g in grids["gamma"]
                      if abs(a * b * b * g * g / c.target - 1) <= c.tolerance + 1e-12)
     return n
