@@ -282,21 +282,23 @@ def fit_from_csv(space_path: str | Path, csv_path: str | Path, options: FitOptio
     """Fit the regressor kinds on a latency table measured elsewhere (columns: docs/estimators.md).
 
     Columns: `latency_ms`, `device` (one value; or `device` given here for a table without that column), and
-    either `spec` (an ArchSpec as JSON) or the space's parameter columns (bare or as a run folder's
-    `params_<name>`); optional `threads` and `batch`. Rows with an empty `latency_ms` (a failed trial) are
-    skipped. The lookup kind needs parts timed on the device, so a CSV fit holds `linear` and `gbm` only.
+    either `spec` (an ArchSpec as JSON, or a zoo network's name) or the space's parameter columns (bare or as a
+    run folder's `params_<name>`); optional `threads` and `batch`. Rows with an empty `latency_ms` (a failed
+    trial) are skipped. The lookup kind needs parts timed on the device, so a CSV fit holds `linear` and `gbm`
+    only. A bad cell is an ArchlabError naming the file, the line, the column and the value.
     """
     from archlab.core.yamlio import read_text_file
     start = time.perf_counter()
     space, info = load_space_file(space_path)
     name = str(csv_path)
-    rows = list(csv.DictReader(io.StringIO(read_text_file(csv_path))))
-    target = _csv_target(name, rows, device, options)
+    rows = _csv_records(name, read_text_file(csv_path))
+    target = _csv_target(name, [r for _, r in rows], device, options)
+    _csv_network_columns(name, space, set(rows[0][1]))
     specs, y = [], []
-    for i, row in enumerate(rows, start=2):  # line 1 is the header
+    for line, row in rows:
         if row["latency_ms"].strip():
-            specs.append(_csv_spec(space, row, f"{name}: line {i}", options))
-            y.append(_csv_latency(row["latency_ms"], f"{name}: line {i}"))
+            specs.append(_csv_spec(space, row, f"{name}: line {line}", options))
+            y.append(_csv_latency(row["latency_ms"], f"{name}: line {line}"))
     shapes = {(s.in_chans, s.img_size, s.num_classes) for s in specs}
     if len(shapes) > 1:
         raise ArchlabError(f"{name}: every network must have the same input and classes, got {sorted(shapes)}")
@@ -331,11 +333,41 @@ def denoised_latencies(specs: Sequence[ArchSpec], latencies: Sequence[float], *,
     return np.exp(predict_model(model, x)).tolist()
 
 
-def _csv_target(name: str, rows: list[dict[str, str]], device: str | None, options: FitOptions) -> dict[str, Any]:
-    """The device and settings a CSV table was measured with, from its columns (or `device`)."""
-    if not rows:
+def _csv_records(name: str, text: str) -> list[tuple[int, dict[str, str]]]:
+    """The table's rows, each with the line it starts on (a quoted cell may span lines: a spec as indented JSON);
+    a row with more or fewer cells than the header is refused."""
+    reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))  # a spreadsheet's byte-order mark
+    out, start = [], 2
+    try:
+        for row in reader:
+            if None in row:  # cells past the header's last column
+                raise ArchlabError(f"{name}: line {start}: has {len(row) - 1 + len(row[None])} cells, but the header "
+                                   f"names {len(row) - 1} columns")
+            missing = [c for c, v in row.items() if v is None]
+            if missing:
+                raise ArchlabError(f"{name}: line {start}: column {missing[0]!r} is missing (the row has "
+                                   f"{len(row) - len(missing)} cells, the header names {len(row)} columns)")
+            out.append((start, row))
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise ArchlabError(f"{name}: line {reader.line_num}: not a CSV row ({err})") from None
+    if not out:
         raise ArchlabError(f"{name}: holds no rows (a header with latency_ms, device and spec or the space's "
                            "parameter columns, then one row per network)")
+    return out
+
+
+def _csv_network_columns(name: str, space: SearchSpace, columns: set[str]) -> None:
+    """A table must say which network each row is: a `spec` column or some of the space's parameter columns."""
+    names = {d.name for d in space.dimensions}
+    if "spec" not in columns and not {c.removeprefix("params_") for c in columns} & names:
+        raise ArchlabError(f"{name}: has no 'spec' column and none of the space's parameter columns "
+                           f"({shorten(', '.join(sorted(names)))}; bare or as params_<name>), so no row says which "
+                           f"network it timed (columns: {shorten(', '.join(sorted(columns)))})")
+
+
+def _csv_target(name: str, rows: list[dict[str, str]], device: str | None, options: FitOptions) -> dict[str, Any]:
+    """The device and settings a CSV table was measured with, from its columns (or `device`)."""
     columns = set(rows[0])
     if "latency_ms" not in columns:
         raise ArchlabError(f"{name}: has no 'latency_ms' column (columns: {shorten(', '.join(sorted(columns)))})")
@@ -370,22 +402,41 @@ def _csv_latency(text: str, where: str) -> float:
 
 
 def _csv_spec(space: SearchSpace, row: dict[str, str], where: str, options: FitOptions) -> ArchSpec:
-    """The row's network: its `spec` JSON, or the space decoded from its parameter columns."""
+    """The row's network: its `spec` cell (ArchSpec JSON or a zoo name), or the space decoded from its parameter
+    columns; a bad cell is an ArchlabError naming the column and the value."""
     overrides = {"img_size": options.img_size, "in_chans": options.in_chans, "num_classes": options.num_classes}
+    if "spec" in row:
+        return _csv_spec_cell(row["spec"], where, {k: v for k, v in overrides.items() if v is not None})
+    names = {d.name for d in space.dimensions}
+    params, column_of = {}, {}
+    for column, text in row.items():
+        key = column.removeprefix("params_") if column.removeprefix("params_") in names else column
+        if key in names and text != "":
+            params[key], column_of[key] = _cell(text), column
     try:
-        if "spec" in row:
-            spec = ArchSpec.from_json(row["spec"])
-            changes = {k: v for k, v in overrides.items() if v is not None}
-            return replace(spec, **changes) if changes else spec
-        names = {d.name for d in space.dimensions}
-        params = {}
-        for column, text in row.items():
-            key = column.removeprefix("params_") if column.removeprefix("params_") in names else column
-            if key in names and text != "":
-                params[key] = _cell(text)
         return space.decode(params, **overrides)
     except SpecError as err:
-        raise ArchlabError(f"{where}: {err}") from None
+        key = err.path.removeprefix("params.")
+        if key not in names:   # not one cell's fault: the network the row's cells make breaks a rule
+            raise ArchlabError(f"{where}: the network of this row's parameter columns: {err}") from None
+        got = f", got {shorten(repr(err.value))}" if err.show_value else ""
+        raise ArchlabError(f"{where}: column {column_of.get(key, key)!r} {err.rule}{got}") from None
+
+
+def _csv_spec_cell(text: str, where: str, changes: dict[str, Any]) -> ArchSpec:
+    """A `spec` cell: an ArchSpec as JSON (archlab space sample --json) or the name of a zoo network."""
+    from archlab.arch.zoo import get_spec
+    text = text.strip()
+    try:
+        if text.startswith("{"):
+            spec = ArchSpec.from_json(text)
+            return replace(spec, **changes) if changes else spec
+        if not text:
+            raise ArchlabError("is empty")
+        return get_spec(text, **changes)
+    except ArchlabError as err:
+        raise ArchlabError(f"{where}: column 'spec' must hold an ArchSpec as JSON or a zoo network name "
+                           f"({err}), got {shorten(repr(text))}") from None
 
 
 def _cell(text: str) -> Any:

@@ -304,6 +304,20 @@ class LatencyPredictor:
         """The kind with the lowest cross-validated error at fit time: the default for `predict`."""
         return self.data["selected"]
 
+    def describe(self) -> dict[str, Any]:
+        """What a search using this file says about its latency: the file, the kind it predicts with, where and
+        how the fit's latencies were measured, and that kind's cross-validated accuracy where the file holds it."""
+        t, fit = self.target, self.data.get("fit") or {}
+        out: dict[str, Any] = {"source": "predicted", "predictor": self.path, "checksum": self.data.get("checksum"),
+                               "kind": self.selected, "space": self.data["space"]["name"],
+                               **{k: t[k] for k in ("device", "device_name", "threads", "batch", "backend",
+                                                    "img_size", "in_chans", "num_classes")},
+                               "fit_networks": fit.get("n"), "fit_source": fit.get("source", "measured")}
+        cv = (self.data.get("cv") or {}).get(self.selected)
+        if isinstance(cv, dict):  # out-of-fold: each network predicted by a fit that did not see it
+            out["cv"] = {k: cv[k] for k in ("n", "within_10", "within_5", "mape", "spearman") if k in cv}
+        return out
+
     def _check_input(self, spec: ArchSpec) -> None:
         t = self.target
         got = (spec.in_chans, spec.img_size, spec.num_classes)

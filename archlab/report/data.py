@@ -26,7 +26,7 @@ __all__ = ["AblationRun", "ArchInfo", "FrontComparison", "HypervolumeCurve", "Im
            "ParallelDim", "ScatterSet", "SearchRun", "ablation_table", "agreement_points", "arch_info",
            "axis_type", "best_values", "change_deltas", "compare_fronts", "detect_kind", "hypervolume_curves",
            "ladder_paths",
-           "load_ablation_run", "load_run", "load_search_run", "parallel_dims", "param_columns",
+           "load_ablation_run", "load_run", "load_search_run", "metric_labels", "parallel_dims", "param_columns",
            "param_importance", "run_labels", "scatter_set", "sweep_points", "sweep_top1", "top_params",
            "trial_rows"]
 
@@ -107,6 +107,13 @@ class SearchRun:
     archs: dict[int, ArchInfo]       # trial number -> architecture, for trials with a spec file
     latency_env: tuple[dict[str, Any], ...] = ()   # distinct device/stack settings in latency_cache.json
     space_text: str = ""
+    # where latency_ms comes from: {"source": "measured", ...} or "predicted" with the predictor's description
+    latency: dict[str, Any] = field(default_factory=lambda: {"source": "measured"})
+
+    @property
+    def latency_predicted(self) -> bool:
+        """Whether this run's latencies were predicted by a latency predictor file, not measured."""
+        return self.latency.get("source") == "predicted"
 
     @property
     def sampler(self) -> str:
@@ -165,11 +172,42 @@ def load_search_run(run_dir: str | Path) -> SearchRun:
             archs[int(number)] = arch_info(read_text_file(spec_file), file=str(spec_file))
     cache = _read_json(run_dir / "latency_cache.json")
     space = run_dir / "space.yaml"
+    state = _read_json(run_dir / "state.json")
     return SearchRun(path=run_dir, name=str(study.get("name") or summary.get("study") or run_dir.name),
                      table=table, metrics=metrics, directions=directions, study=study,
-                     state=_read_json(run_dir / "state.json"), summary=summary, archs=archs,
+                     state=state, summary=summary, archs=archs,
                      latency_env=latency_settings(cache.values()),
-                     space_text=read_text_file(space) if space.exists() else "")
+                     space_text=read_text_file(space) if space.exists() else "",
+                     latency=_latency_source(study, state, summary, table))
+
+
+def _latency_source(study: Mapping[str, Any], state: Mapping[str, Any], summary: Mapping[str, Any],
+                    table: pd.DataFrame) -> dict[str, Any]:
+    """Where a run's latency comes from: summary.json, else state.json (written when a session starts), else what
+    the study and the trials table say (a run folder written before archlab recorded it)."""
+    for doc in (summary, state):
+        if isinstance(doc.get("latency"), dict) and doc["latency"].get("source") in ("measured", "predicted"):
+            return dict(doc["latency"])
+    lat = study.get("latency") if isinstance(study.get("latency"), dict) else {}
+    rows = table["latency_source"] if "latency_source" in table.columns else pd.Series(dtype=object)
+    if lat.get("predictor") or (rows == "predicted").any():
+        return {"source": "predicted", "predictor": lat.get("predictor")}
+    return {"source": "measured"}
+
+
+def metric_labels(runs: Sequence[SearchRun]) -> dict[str, str]:
+    """Axis and column labels of the metrics; latency says it was predicted, with the device and the predictor
+    file, where any run's was (and in which runs, when only some were)."""
+    predicted = [r for r in runs if r.latency_predicted]
+    if not predicted:
+        return dict(METRIC_LABELS)
+    whats = []
+    for r in predicted:
+        device = r.latency.get("device_name") or r.latency.get("device")
+        file = Path(str(r.latency["predictor"])).name if r.latency.get("predictor") else "unknown predictor file"
+        whats.append(", ".join(str(x) for x in (device, file) if x))
+    which = "" if len(predicted) == len(runs) else " in " + ", ".join(r.name for r in predicted)
+    return {**METRIC_LABELS, "latency_ms": f"latency (predicted{which}, {'; '.join(dict.fromkeys(whats))}; ms)"}
 
 
 def load_ablation_run(run_dir: str | Path) -> AblationRun:
@@ -472,10 +510,10 @@ def top_params(importance: Importance | None, table: pd.DataFrame, k: int) -> li
     return varying[:k]
 
 
-def parallel_dims(table: pd.DataFrame, metrics: Sequence[str], params: Sequence[str] | None = None
-                  ) -> tuple[list[ParallelDim], list[int]]:
-    """Axes over the search parameters (all, or `params` in that order) then the objectives, for the complete
-    trials; also their trial numbers."""
+def parallel_dims(table: pd.DataFrame, metrics: Sequence[str], params: Sequence[str] | None = None, *,
+                  labels: Mapping[str, str] = METRIC_LABELS) -> tuple[list[ParallelDim], list[int]]:
+    """Axes over the search parameters (all, or `params` in that order) then the objectives (named by `labels`),
+    for the complete trials; also their trial numbers."""
     done = _complete(table, metrics)
     dims: list[ParallelDim] = []
     columns = param_columns(table) if params is None else [f"params_{p}" for p in params
@@ -494,7 +532,7 @@ def parallel_dims(table: pd.DataFrame, metrics: Sequence[str], params: Sequence[
             dims.append(ParallelDim(col[len("params_"):], tuple(codes.get(str(v), np.nan) if not pd.isna(v)
                                                                else np.nan for v in values), tuple(cats)))
     for m in [*metrics, *(c for c in ("params", "macs") if c not in metrics and c in table.columns)]:
-        dims.append(ParallelDim(METRIC_LABELS.get(m, m), tuple(float(v) for v in done[m])))
+        dims.append(ParallelDim(labels.get(m, m), tuple(float(v) for v in done[m])))
     return dims, [int(n) for n in done["number"]]
 
 
@@ -508,8 +546,8 @@ def trial_rows(run: SearchRun) -> pd.DataFrame:
     t["on_front"] = t["number"].isin(on_front)
     t["arch"] = [run.archs[int(n)].summary if int(n) in run.archs else "" for n in t["number"]]
     cols = ["number", "state", "on_front", *[m for m in run.metrics if m in t.columns]]
-    cols += [c for c in ("top1", "top1_partial", "latency_ms", "latency_cv", "params", "macs", "epochs_run",
-                         "trial_s", "hostname") if c in t.columns and c not in cols]
+    cols += [c for c in ("top1", "top1_partial", "latency_ms", "latency_source", "latency_cv", "params", "macs",
+                         "epochs_run", "trial_s", "hostname") if c in t.columns and c not in cols]
     cols += param_columns(t) + ["arch"] + [c for c in ("arch_id", "error") if c in t.columns]
     return t[cols].sort_values("number").reset_index(drop=True)
 

@@ -74,8 +74,9 @@ def _hover(run: SearchRun, label: str, number: int, extra: str = "") -> str:
     rows = run.table[run.table["number"] == number]
     if len(rows):
         r = rows.iloc[0]
+        latency = _fmt_metric("latency_ms", r["latency_ms"]) if "latency_ms" in r.index else ""
         vals = [f"top-1 {_fmt_metric('top1', r['top1'])}" if "top1" in r.index and r["top1"] == r["top1"] else "",
-                _fmt_metric("latency_ms", r["latency_ms"]) if "latency_ms" in r.index else ""]
+                f"{latency} (predicted)" if run.latency_predicted and latency not in ("", "-") else latency]
         parts.append(" · ".join(v for v in vals if v and v != "-"))
         parts.append(f"{format_count(r.get('params'))} params · {format_count(r.get('macs'))} MACs")
     if extra:
@@ -88,8 +89,10 @@ def _hover(run: SearchRun, label: str, number: int, extra: str = "") -> str:
 
 
 def front_figure(runs: Sequence[SearchRun], labels: Sequence[str], sets: Sequence[ScatterSet], *,
-                 title: str = "", height: int = 480, show_stopped: bool = False) -> go.Figure:
-    """Top-1 against one cost: each run's 2-D front as a staircase, dominated trials faded; click selects."""
+                 title: str = "", height: int = 480, show_stopped: bool = False,
+                 axis_labels: Mapping[str, str] = METRIC_LABELS) -> go.Figure:
+    """Top-1 against one cost: each run's 2-D front as a staircase, dominated trials faded; click selects.
+    `axis_labels` names the metrics (a predicted latency says so: archlab.report.data.metric_labels)."""
     fig = go.Figure()
     x_metric, y_metric = sets[0].x, sets[0].y
     xs: list[float] = []
@@ -127,8 +130,8 @@ def front_figure(runs: Sequence[SearchRun], labels: Sequence[str], sets: Sequenc
                              meta="selection", marker=dict(size=22, symbol="circle-open", color="#111827",
                                                            line=dict(width=2.5))))
     _layout(fig, title=title, height=height, clickmode="event", hovermode="closest")
-    fig.update_xaxes(title=METRIC_LABELS.get(x_metric, x_metric), type=axis_type(xs), zeroline=False)
-    fig.update_yaxes(title=METRIC_LABELS.get(y_metric, y_metric), zeroline=False)
+    fig.update_xaxes(title=_e(axis_labels.get(x_metric, x_metric)), type=axis_type(xs), zeroline=False)
+    fig.update_yaxes(title=_e(axis_labels.get(y_metric, y_metric)), zeroline=False)
     return fig
 
 
@@ -157,7 +160,7 @@ def hypervolume_figure(curves: Sequence[HypervolumeCurve], labels: Sequence[str]
 
 
 def importance_figure(importances: Sequence[Importance], labels: Sequence[str], *, title: str = "",
-                      top: int = 12) -> go.Figure:
+                      top: int = 12, axis_labels: Mapping[str, str] = METRIC_LABELS) -> go.Figure:
     """Horizontal bars of parameter importance (the `top` most important), one panel per objective, one colour
     per run."""
     metrics = list(dict.fromkeys(m for imp in importances for m in imp.values))
@@ -176,7 +179,7 @@ def importance_figure(importances: Sequence[Importance], labels: Sequence[str], 
     _layout(fig, title=title, height=max(300, 110 + 26 * len(params) * max(1, len(importances))),
             barmode="group", bargap=0.25)
     for j, m in enumerate(metrics):
-        fig.update_xaxes(title=_e(f"importance for {METRIC_LABELS.get(m, m)}"), range=[0, 1], row=1, col=j + 1)
+        fig.update_xaxes(title=_e(f"importance for {axis_labels.get(m, m)}"), range=[0, 1], row=1, col=j + 1)
     return fig
 
 

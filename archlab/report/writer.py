@@ -20,7 +20,7 @@ import re
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from archlab.report.data import (
     compare_fronts,
     hypervolume_curves,
     load_run,
+    metric_labels,
     parallel_dims,
     param_columns,
     param_importance,
@@ -64,6 +65,7 @@ from archlab.report.plots import (
     importance_figure,
     parallel_figure,
 )
+from archlab.search.results import latency_note
 
 __all__ = ["REPORTS_DIR", "REPORTS_ENV", "Figures", "Report", "build_report", "default_out", "export_static",
            "report_name", "write_report", "write_run_report"]
@@ -139,7 +141,8 @@ def _primary_cost(run: SearchRun) -> str:
 def _trial_payload(run: SearchRun, rows: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """What the detail panel shows for each trial: values, search parameters, architecture, spec file."""
     out: dict[str, dict[str, Any]] = {}
-    value_cols = [c for c in ("top1", "top1_partial", "latency_ms", "latency_p90_ms", "latency_cv", "params",
+    value_cols = [c for c in ("top1", "top1_partial", "latency_ms", "latency_source", "latency_p90_ms", "latency_cv",
+                              "params",
                               "macs", "epochs_run", "trial_s", "train_s", "images_per_s", "hostname")
                   if c in run.table.columns]
     table = run.table.set_index("number", drop=False)
@@ -161,15 +164,19 @@ def _trial_payload(run: SearchRun, rows: pd.DataFrame) -> dict[str, dict[str, An
     return out
 
 
-def _trial_columns(runs: Sequence[SearchRun], multi: bool) -> list[Column]:
+def _trial_columns(runs: Sequence[SearchRun], multi: bool, labels: dict[str, str]) -> list[Column]:
     cols = [Column("run_label", "run")] if multi else []
     cols += [Column("number", "#", _num, "num"), Column("state", "state"),
              Column("on_front", "front", lambda v: "\u2605" if v else "", "front", "on the study's Pareto front"),
              Column("top1", "top-1 %", _pct, "num"),
              Column("top1_partial", "top-1 at stop", _pct, "num", "validation top-1 when ASHA stopped it (not final)"),
-             Column("latency_ms", "latency ms", _ms, "num"), Column("params", "params", format_count, "num"),
+             Column("latency_ms", "latency ms" if labels["latency_ms"] == METRIC_LABELS["latency_ms"] else
+                    labels["latency_ms"], _ms, "num"), Column("params", "params", format_count, "num"),
              Column("macs", "MACs", format_count, "num"), Column("epochs_run", "epochs", _num, "num"),
              Column("trial_s", "wall s", lambda v: f"{float(v):.1f}", "num")]
+    if any(r.latency_predicted for r in runs):   # said on every row: predicted (the predictor file) or measured
+        cols.append(Column("latency_source", "latency from", str, "", "predicted by the run's latency predictor "
+                           "file, or measured on its device"))
     cols += [Column("error", "reason (failed / skipped)", str, "err"), Column("arch", "architecture", str, "mono wrap")]
     names = list(dict.fromkeys(c for r in runs for c in param_columns(r.table)))
     return cols + [Column(c, c[len("params_"):], _num, "num") for c in names]
@@ -185,6 +192,7 @@ class _SearchView:
     curves: list[Any]
     comparison: Any
     links_from: Path | None = None   # the report's folder: links to run files are relative to it (else absolute)
+    labels_of: dict[str, str] = field(default_factory=lambda: dict(METRIC_LABELS))   # metric -> axis/column label
 
     @property
     def multi(self) -> bool:
@@ -222,7 +230,9 @@ def _overview_runs(v: _SearchView) -> Section:
                            Column("front", "own front", _num, "num"),
                            Column("pooled", "on pooled front", _num, "num",
                                   "points of the front of all runs pooled that this run found"),
-                           Column("top1", "best top-1 %", _pct, "num"), Column("latency", "fastest ms", _ms, "num"),
+                           Column("top1", "best top-1 %", _pct, "num"),
+                           Column("latency", "fastest ms" + (" (predicted)" if any(r.latency_predicted for r in v.runs)
+                                                             else ""), _ms, "num"),
                            Column("hv", "hypervolume", lambda x: f"{x:.4g}", "num",
                                   "against one reference point shared by all runs"),
                            Column("wall", "wall time", lambda x: f"{float(x) / 60:.1f} min", "num")],
@@ -230,6 +240,7 @@ def _overview_runs(v: _SearchView) -> Section:
     notes = "".join(_chance_verdict(search_chance(run)).replace('class="verdict chance">',
                                                                   f'class="verdict chance">{esc(v.labels[i])}: ')
                     for i, run in enumerate(v.runs))
+    notes += "".join(_latency_line(run, f"{v.labels[i]}: ") for i, run in enumerate(v.runs))
     return Section("overview", "Overview", notes + body,
                    "Each run's outcome; hypervolumes share one reference point, so they compare.")
 
@@ -243,15 +254,24 @@ def _overview_run(v: _SearchView) -> Section:
              ("Pareto front", str(int(v.rows[0]["on_front"].sum())),
               "architectures no other trial beats on every objective"),
              ("sampler", run.sampler, f"seed {run.study.get('seed', 0)}")]
-    cards += [(f"best {METRIC_LABELS.get(m, m)}", _metric_text(m, best[m]), "over complete trials")
+    cards += [(f"best {v.labels_of.get(m, m)}", _metric_text(m, best[m]), "over complete trials")
               for m in run.metrics if m in best]
     if 0 in hv_final:
         cards.append(("hypervolume", f"{hv_final[0]:.4g}", "final, see the curve below"))
     if wall:
         cards.append(("wall time", f"{float(wall) / 60:.1f} min", f"{run.summary.get('infeasible_rejected', 0)} "
                                                                   "infeasible samples rejected unbuilt"))
-    return Section("overview", "Overview", _chance_verdict(search_chance(run)) + cards_html(cards),
-                   str(run.study.get("description") or ""))
+    return Section("overview", "Overview", _chance_verdict(search_chance(run)) + _latency_line(run)
+                   + cards_html(cards), str(run.study.get("description") or ""))
+
+
+def _latency_line(run: SearchRun, prefix: str = "") -> str:
+    """The run summary's line on predicted latency: the predictor file, kind, device, threads, batch, input and
+    cross-validated accuracy ('' when the latency was measured)."""
+    note = latency_note(run.latency) if run.latency_predicted else ""
+    if run.latency_predicted and not note:   # an older run folder: the study still names the file
+        note = f"latency predicted, not measured: {run.latency.get('predictor') or 'by a latency predictor file'}"
+    return f'<p class="note latency-predicted">{esc(prefix + note)}</p>' if note else ""
 
 
 def _chance_verdict(check: ChanceCheck | None) -> str:
@@ -270,8 +290,9 @@ def _front_section(v: _SearchView) -> tuple[Section, list[Any]]:
         if metric != cost and all(metric in r.table.columns for r in runs):
             side.append(v.figures.add(
                 f"fig-front-{metric}", front_figure(runs, labels, [scatter_set(r.table, i, metric)
-                                                                   for i, r in enumerate(runs)], height=400),
-                f"top-1 vs {METRIC_LABELS[metric]} (the front of this pair)"))
+                                                                   for i, r in enumerate(runs)], height=400,
+                                                   axis_labels=v.labels_of),
+                f"top-1 vs {v.labels_of[metric]} (the front of this pair)"))
     detail = ('<aside class="detail" id="detail"><p class="hint">Click a point (or a table row) to see its '
               'architecture, stage by stage, and download its spec file.</p></aside>')
     caption = ("Large points joined by a staircase: the Pareto front (no other trial is both more accurate and "
@@ -279,12 +300,14 @@ def _front_section(v: _SearchView) -> tuple[Section, list[Any]]:
     if any(len(s.stopped) for s in sets):
         caption += " Stopped trials (partial top-1, not final) can be switched on in the legend."
     pair = "" if set(runs[0].metrics) == {"top1", cost} else " (the front of this pair)"
-    main = v.figures.add("fig-front", front_figure(runs, labels, sets, height=520, show_stopped=True),
-                         f"top-1 vs {METRIC_LABELS.get(cost, cost)}{pair}", caption)
+    main = v.figures.add("fig-front", front_figure(runs, labels, sets, height=520, show_stopped=True,
+                                                   axis_labels=v.labels_of),
+                         f"top-1 vs {v.labels_of.get(cost, cost)}{pair}", caption)
     body = f'<div class="grid-main">{main}{detail}</div><div class="arch-panel" id="detail-arch"></div>'
     if side:
         body += f'<div class="grid2">{"".join(side)}</div>'
-    return Section("front", "Pareto front", body, "Top-1 against measured latency, MACs and parameters" +
+    how = "predicted" if any(r.latency_predicted for r in runs) else "measured"
+    return Section("front", "Pareto front", body, f"Top-1 against {how} latency, MACs and parameters" +
                    (", every run overlaid." if v.multi else ".")), sets
 
 
@@ -300,7 +323,7 @@ def _architectures_section(v: _SearchView) -> Section | None:
     f["shared"] = [", ".join(labels[j] for j in comparison.shared.get(a, []) if j != int(i))
                    if isinstance(a, str) else "" for a, i in zip(f.get("arch_id", [""] * len(f)), f["run"])]
     cols = ([Column("run_label", "found by")] if multi else []) + [Column("number", "trial", _num, "num")]
-    cols += [Column(m, METRIC_LABELS.get(m, m), lambda x, m=m: _metric_text(m, x), "num")
+    cols += [Column(m, v.labels_of.get(m, m), lambda x, m=m: _metric_text(m, x), "num")
              for m in comparison.metrics]
     cols += [Column(c, METRIC_LABELS[c], format_count, "num") for c in ("params", "macs")
              if c in f.columns and c not in comparison.metrics]
@@ -346,7 +369,8 @@ def _progress_section(v: _SearchView) -> tuple[Section | None, list[Importance]]
         n = ", ".join(f"{labels[imp.run]}: {imp.n_trials}" for imp in usable) if multi else str(usable[0].n_trials)
         n_params = len({p for imp in usable for vals in imp.values.values() for p in vals})
         shown = f"the {TOP_PARAMS} most important of {n_params} parameters; " if n_params > TOP_PARAMS else ""
-        parts.append(v.figures.add("fig-importance", importance_figure(usable, labels, top=TOP_PARAMS),
+        parts.append(v.figures.add("fig-importance", importance_figure(usable, labels, top=TOP_PARAMS,
+                                                                       axis_labels=v.labels_of),
                                    "parameter importance",
                                    f"Optuna's fANOVA evaluator on the complete trials ({n}); {shown}few trials make "
                                    "it noisy." + (" " + "; ".join(notes) if notes else "")))
@@ -362,7 +386,7 @@ def _dimensions_section(v: _SearchView, importances: Sequence[Importance]) -> Se
     blocks = []
     for i, r in enumerate(v.runs):
         names = top_params(importances[i], r.table, TOP_AXES)
-        dims, numbers = parallel_dims(r.table, r.metrics, names)
+        dims, numbers = parallel_dims(r.table, r.metrics, names, labels=v.labels_of)
         if numbers and len(dims) > 1:
             blocks.append(v.figures.add(f"fig-parallel-{i}", parallel_figure(dims, numbers),
                                         v.labels[i] if v.multi else ""))
@@ -384,7 +408,7 @@ def _trials_section(v: _SearchView) -> Section:
                'column">' + "".join(f'<button type="button" data-state="{esc(s)}">{esc(s)}</button>' for s in states)
                + '<span class="count"></span></div>')
     body = toolbar + table_html(
-        _records(all_rows), _trial_columns(v.runs, v.multi), table_id="trials-table",
+        _records(all_rows), _trial_columns(v.runs, v.multi, v.labels_of), table_id="trials-table",
         row_attrs=lambda r: {"data-run": int(r["run"]), "data-number": int(r["number"]), "data-state": r["state"]},
         cell_class=lambda key, r: f"st-{r['state']}" if key == "state" else "")
     return Section("trials", "All trials", body, "Every trial that ran, failed and skipped ones with "
@@ -402,14 +426,16 @@ def _settings_sections(v: _SearchView) -> list[Section]:
     return [Section("settings", "Study settings", "".join(blocks), "The study as run, from its run folder."),
             Section("environment", "Environment", "".join(_environment(r, v.labels[i], v.multi)
                                                           for i, r in enumerate(v.runs)) + _generator_env(),
-                    "Where latency was measured, which Ray nodes ran the trials, and the software.")]
+                    "Where latency was measured (or which predictor predicted it), which Ray nodes ran the "
+                    "trials, and the software.")]
 
 
 def _search_sections(runs: Sequence[SearchRun], figures: Figures, links_from: Path | None = None,
                      ) -> tuple[list[Section], dict[str, Any]]:
     """The sections of a search report, in page order, and the JSON payload its page script reads."""
     v = _SearchView(runs=runs, figures=figures, labels=run_labels(runs), rows=[trial_rows(r) for r in runs],
-                    curves=hypervolume_curves(runs), comparison=compare_fronts(runs), links_from=links_from)
+                    curves=hypervolume_curves(runs), comparison=compare_fronts(runs), links_from=links_from,
+                    labels_of=metric_labels(runs))
     front, sets = _front_section(v)
     progress, importances = _progress_section(v)
     sections = [_overview_runs(v) if v.multi else _overview_run(v), front, _architectures_section(v), progress,
@@ -437,12 +463,16 @@ def _details(summary: str, text: str) -> str:
 def _environment(run: SearchRun, label: str, multi: bool) -> str:
     out = [f"<h3>{esc(label)}</h3>" if multi else ""]
     lat = run.study.get("latency") or {}
-    out.append("<h3>Latency measurements</h3>")
+    if run.latency_predicted:
+        out.append("<h3>Latency predictions</h3>" + _latency_line(run)
+                   + kv_table((k, v) for k, v in run.latency.items() if k != "source"))
+    else:
+        out.append("<h3>Latency measurements</h3>")
     if run.latency_env:
         out.append(table_html(list(run.latency_env), [Column(k, k, _num) for k in (
             "device", "device_name", "stack", "threads", "batch", "backend", "img_size", "measurements")],
             sortable=False))
-    else:
+    elif not run.latency_predicted:
         out.append(f'<p class="note">No latency_cache.json; the study measures on {esc(lat or "cpu, batch 1")}.</p>')
     t = run.table
     if "hostname" in t.columns and t["hostname"].notna().any():
@@ -467,7 +497,8 @@ def _environment(run: SearchRun, label: str, multi: bool) -> str:
     for key in ("versions", "environment"):
         if isinstance(run.state.get(key), dict):
             out.append(f"<h3>{esc(key)}</h3>" + kv_table(run.state[key].items()))
-    rest = [(k, v) for k, v in run.state.items() if k not in ("ray", "versions", "environment", "sessions")]
+    rest = [(k, v) for k, v in run.state.items()
+            if k not in ("ray", "versions", "environment", "sessions", "latency")]   # latency: shown above
     sessions = run.state.get("sessions") or []
     if rest or sessions:
         out.append("<h3>Run bookkeeping (state.json)</h3>" + kv_table(rest))

@@ -20,13 +20,21 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from archlab.core.errors import ArchlabError
 from archlab.measure.chance import chance_check
-from archlab.search.results import STATE_ATTR, TRIED_STATES, front_table, load_trials, summary_dict, write_table
+from archlab.search.results import (
+    STATE_ATTR,
+    TRIED_STATES,
+    front_table,
+    latency_note,
+    load_trials,
+    summary_dict,
+    write_table,
+)
 from archlab.search.run_folder import RunFolder, software_versions
 from archlab.search.runlock import RunLock, resumed_budget
 from archlab.search.study import Study, load_study
@@ -63,6 +71,8 @@ class SearchSummary:
     keep_weights: str = "front"        # the study's keep_weights: front, all or none
     weights_kept: tuple[int, ...] = ()  # trials whose trials/NNNN/weights.safetensors the run folder holds
     prescreened: int = 0               # proposals the pre-screen replaced by a neighbour (never trained)
+    # where latency_ms comes from: {"source": "measured", device...} or the predictor's `describe()`
+    latency: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping (paths as strings)."""
@@ -112,6 +122,7 @@ def run_search(study: Study | str | Path, *, trials: int | None = None, timeout:
         trials, timeout = resumed_budget(run.read_state(), trials=trials, timeout=timeout)
     study = study.with_overrides(trials=trials, timeout=timeout, address=address, concurrent=concurrent)
     data = _load_data(study)  # fails early if the data is absent, before the run folder exists
+    _check_predictor_classes(study, data)
     if not resume:
         run.create(study)
     # one session per run folder (a second is refused with the holder's pid); a killed session's time is
@@ -145,6 +156,29 @@ def _load_data(study: Study) -> Any:
     ds = study.dataset
     return load_data(ds.name, img_size=ds.img_size, in_chans=DATASETS.get(ds.name).native_chans, root=ds.root,
                      val_fraction=ds.val_fraction, seed=study.seed, limit=ds.limit, val_limit=ds.val_limit)
+
+
+def latency_info(study: Study) -> dict[str, Any]:
+    """Where a study's latency comes from: measured on its device, or predicted by its predictor file."""
+    lat = study.latency
+    if lat.predictor is None:
+        return {"source": "measured", "device": lat.device, "threads": lat.threads, "batch": lat.batch,
+                "backend": lat.backend}
+    from archlab.estimators.latency_model import load_predictor
+    return {**load_predictor(lat.predictor).describe(), "copy": RunFolder(Path()).predictor_file.name}
+
+
+def _check_predictor_classes(study: Study, data: Any) -> None:
+    """A predictor answers for one number of classes (its classifier's cost): the dataset's, known once loaded,
+    must be it, or every trial would fail (load_study has checked the space, input and settings)."""
+    if study.latency.predictor is None:
+        return
+    from archlab.estimators.latency_model import load_predictor
+    want = load_predictor(study.latency.predictor).target["num_classes"]
+    if want != int(data.num_classes):
+        raise ArchlabError(f"{study.file or study.name}: latency.predictor {study.latency.predictor} was fitted for "
+                           f"{want} classes, but the dataset {study.dataset.name} has {int(data.num_classes)}; fit "
+                           f"one with --num-classes {int(data.num_classes)}")
 
 
 def _storage(url: str) -> Any:
@@ -192,6 +226,8 @@ class _Session:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna_study.set_metric_names(study.metric_names)
         interrupted = _settle_interrupted(optuna_study, storage, run) if resume else 0
+        if not resume or "latency" not in state:  # a resumed run keeps the predictor's original path
+            state["latency"] = latency_info(study)
         state.update(storage=url, study=study.name, target_trials=study.trials, timeout=study.timeout,
                      versions=software_versions(),
                      sessions=state.get("sessions", []) + [{"started": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -291,7 +327,7 @@ class _Session:
         data = summary_dict(table, self.study.metric_names, self.study.directions,
                             max_epochs=self.study.budget.epochs)
         kept = [int(n) for n in table.loc[table["weights"].notna(), "number"]]
-        data.update(keep_weights=self.study.keep_weights, weights_kept=kept)
+        data.update(keep_weights=self.study.keep_weights, weights_kept=kept, latency=self.state.get("latency") or {})
         duplicates = sum(1 for t in self.optuna_study.get_trials(deepcopy=False)
                          if t.user_attrs.get(STATE_ATTR) == "duplicate")
         prescreened = sum(1 for t in self.optuna_study.get_trials(deepcopy=False)
@@ -309,7 +345,7 @@ class _Session:
             front=tuple(data["front"]), hypervolume=data["hypervolume"], savings=data["savings"], wall_s=wall,
             unfinished=len(running), infeasible_rejected=self.infeasible, duplicates_answered=duplicates,
             chance_note=chance.message() if chance else "", keep_weights=self.study.keep_weights,
-            weights_kept=tuple(kept), prescreened=prescreened)
+            weights_kept=tuple(kept), prescreened=prescreened, latency=data["latency"])
         return summary if write_report is None else replace(summary, report=write_report(self.run.path))
 
 
@@ -438,6 +474,8 @@ def format_summary(summary: SearchSummary) -> str:
                      "preferred (not trained, not counted)")
     if summary.chance_note:
         lines.append(summary.chance_note)
+    if latency_note(summary.latency):
+        lines.append(latency_note(summary.latency))
     lines.append("")
     if summary.front:
         lines.append(f"Pareto front ({len(summary.front)} architectures):")

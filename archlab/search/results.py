@@ -7,7 +7,7 @@ trial's weights. The Pareto set and the hypervolume over time come from it.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,15 +18,16 @@ from archlab.core.files import atomic_write
 from archlab.search.pareto import default_reference, hypervolume_history, pareto_mask
 
 __all__ = ["STATE_ATTR", "TABLE_STATES", "TRIAL_ATTRS", "TRIED_STATES", "front_table", "hypervolume_table",
-           "load_table", "load_trials", "savings", "summary_dict", "write_table"]
+           "latency_note", "load_table", "load_trials", "savings", "summary_dict", "write_table"]
 
 STATE_ATTR = "archlab_state"  # user attribute holding archlab's outcome of a trial
 TABLE_STATES = ("complete", "stopped", "skipped", "failed", "interrupted")
 # outcomes that count toward a study's `trials`: every table state but interrupted (those are re-run)
 TRIED_STATES = tuple(s for s in TABLE_STATES if s != "interrupted")
-TRIAL_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms", "latency_cv",
-               "latency_repeats", "top1", "top1_partial", "epochs_run", "trial_s", "train_s", "images_per_s",
-               "paused_s", "node_id", "hostname", "gpu_ids", "error", "weights_error")
+# latency_source: "measured" (timed on the study's device) or "predicted" (the study's latency.predictor file)
+TRIAL_ATTRS = ("arch_id", "params", "macs", "latency_ms", "latency_source", "latency_raw_ms", "latency_p90_ms",
+               "latency_cv", "latency_repeats", "top1", "top1_partial", "epochs_run", "trial_s", "train_s",
+               "images_per_s", "paused_s", "node_id", "hostname", "gpu_ids", "error", "weights_error")
 
 
 def load_trials(optuna_study: Any, metric_names: Sequence[str]) -> pd.DataFrame:
@@ -118,3 +119,19 @@ def summary_dict(table: pd.DataFrame, metric_names: Sequence[str], directions: S
     return {"counts": counts, "front": front.to_dict(orient="records"),
             "hypervolume": float(hv["hypervolume"].iloc[-1]) if len(hv) else 0.0,
             "metrics": list(metric_names), "directions": list(directions), "savings": savings(table, max_epochs)}
+
+
+def latency_note(info: Mapping[str, Any] | None) -> str:
+    """One line saying a run's latency was predicted: the predictor file, its kind, the device and settings it was
+    fitted for and its cross-validated accuracy where the file holds it; '' when the latency was measured."""
+    if not info or info.get("source") != "predicted":
+        return ""
+    text = (f"latency predicted, not measured: {info.get('predictor')} ({info.get('kind')} model, fitted on "
+            f"{info.get('device_name')} ({info.get('device')}), {info.get('threads')} thread(s), batch "
+            f"{info.get('batch')}, img size {info.get('img_size')}")
+    cv = info.get("cv")
+    if isinstance(cv, Mapping) and {"n", "within_10", "mape"} <= set(cv):
+        # out-of-fold predictions: each network predicted by a fit that never saw it
+        text += (f"; cross-validated on {cv['n']} networks: {100 * float(cv['within_10']):.0f}% within +-10%, "
+                 f"MAPE {float(cv['mape']):.1f}%")
+    return text + ")"

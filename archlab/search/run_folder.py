@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,11 @@ class RunFolder:
     def space_file(self) -> Path:
         """The copy of the search space the run searches."""
         return self.path / "space.yaml"
+
+    @property
+    def predictor_file(self) -> Path:
+        """The copy of the study's latency predictor (latency: {predictor: FILE}), when it has one."""
+        return self.path / "latency_predictor.json"
 
     @property
     def state_file(self) -> Path:
@@ -126,12 +131,15 @@ class RunFolder:
         return meta.get("number") == str(number) and meta.get("arch_id") == arch_id
 
     def create(self, study: Study) -> None:
-        """Lay out a new run: copy the study and its space, pointing the copy at the copied space."""
+        """Lay out a new run: copy the study, its space and its latency predictor, the copy pointing at the copies."""
         if self.path.exists() and any(self.path.iterdir()):
             raise ArchlabError(f"{self.path} already holds a run; pass --resume to continue it or another --out")
         (self.path / "trials").mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
         shutil.copyfile(study.space, self.space_file)
+        if study.latency.predictor:  # what the trials predict with travels with the run: it resumes and reports alone
+            shutil.copyfile(study.latency.predictor, self.predictor_file)
+            study = replace(study, latency=replace(study.latency, predictor=self.predictor_file.name))
         atomic_write_text(self.study_file, study.to_yaml(space="space.yaml"))
 
     def read_state(self) -> dict[str, Any]:

@@ -334,7 +334,48 @@ def load_study(path: str | Path) -> Study:
     _check_space(study, doc.lines.get("space"))
     from archlab.space.search_space import load_space  # the space is validated with its own file name in errors
     load_space(study.space)
+    _check_predictor(study, doc.data.get("latency"), doc.lines)
     return study
+
+
+def _check_predictor(study: Study, given: Any, lines: Mapping[str, int]) -> None:
+    """A latency predictor must be fitted on this study's space, at its input, and on the device and settings the
+    study names (those it leaves out are the predictor's): else every trial would predict the latency of
+    something else, or fail."""
+    if study.latency.predictor is None:
+        return
+    from archlab.estimators.latency_fit import load_space_file
+    from archlab.estimators.latency_model import load_predictor
+    from archlab.measure.data import DATASETS
+    path, file = study.latency.predictor, str(study.file) if study.file else None
+    try:
+        target = load_predictor(path, space=load_space_file(study.space)[1]["hash"]).target
+    except ArchlabError as err:
+        raise SpecError("latency.predictor", f"must be a latency predictor for this study's space ({err})",
+                        show_value=False, file=file, line=lines.get("latency.predictor")) from None
+    for key in ("device", "threads", "batch", "backend"):
+        mine, theirs = getattr(study.latency, key), target[key]
+        if key not in (given or {}) or str(theirs).startswith("unknown") or _same_setting(mine, theirs):
+            continue
+        raise SpecError(f"latency.{key}", f"must be what the predictor was fitted with ({path} holds latencies "
+                        f"measured with {key} {theirs!r}: a predictor only holds for the device and settings it was "
+                        f"measured on; drop latency.{key} or fit a predictor there)", mine, file=file,
+                        line=lines.get(f"latency.{key}"))
+    ds = study.dataset
+    chans = DATASETS.get(ds.name).native_chans if ds.name in DATASETS else target["in_chans"]
+    if (target["in_chans"], target["img_size"]) != (chans, ds.img_size):
+        raise SpecError("latency.predictor", f"must be fitted for the study's input: {path} predicts for "
+                        f"{target['in_chans']}x{target['img_size']}x{target['img_size']} inputs, the dataset "
+                        f"{ds.name} at img_size {ds.img_size} gives {chans}x{ds.img_size}x{ds.img_size} (fit one with "
+                        f"--img-size {ds.img_size} --in-chans {chans})", show_value=False, file=file,
+                        line=lines.get("latency.predictor"))
+
+
+def _same_setting(mine: Any, theirs: Any) -> bool:
+    """Whether a study's latency setting is the predictor's (`cuda` is `cuda:0`)."""
+    def key(v: Any) -> Any:
+        return "cuda:0" if v == "cuda" else v
+    return key(mine) == key(theirs)
 
 
 def _check_space(study: Study, line: int | None) -> None:

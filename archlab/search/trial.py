@@ -125,14 +125,15 @@ def _measure(spec: Any, settings: TrialSettings) -> dict[str, Any]:
     if lat.get("predictor"):  # fitted on the target device elsewhere (archlab predictor fit): predicted, not timed
         from archlab.estimators.latency_model import predict_latency
         return {"arch_id": spec.arch_id, "params": cost.params, "macs": cost.macs,
-                "latency_ms": predict_latency(spec, lat["predictor"]), "latency_predicted": True}
+                "latency_ms": predict_latency(spec, lat["predictor"]), "latency_source": "predicted",
+                "latency_predicted": True}
     cache = LatencyCache(Path(settings.run_dir) / "latency_cache.json")
     result = measure_latency(spec, batch=lat["batch"], device=lat["device"], threads=lat["threads"],
                              backend=lat["backend"], max_seconds=lat["max_seconds"], cache=cache)
     # the objective is the drift-corrected figure (archlab.measure.latency: reference kernel); the raw median is kept
     return {"arch_id": spec.arch_id, "params": cost.params, "macs": cost.macs, "latency_ms": result.latency_ms,
-            "latency_raw_ms": result.median_ms, "latency_p90_ms": result.p90_ms, "latency_cv": result.cv,
-            "latency_repeats": result.repeats}
+            "latency_source": "measured", "latency_raw_ms": result.median_ms, "latency_p90_ms": result.p90_ms,
+            "latency_cv": result.cv, "latency_repeats": result.repeats}
 
 
 def _train(spec: Any, settings: TrialSettings, diverge: bool, report: Callable[..., None],
