@@ -347,7 +347,7 @@ JS = r"""
                                                                                el('tbody', {}, body)])]);
   }
 
-  var LABELS = {top1: 'top-1', top1_partial: 'top-1 at stop', latency_ms: 'latency', latency_p90_ms: 'latency p90',
+  var LABELS = {top1: 'top-1', top1_partial: 'top-1 at stop', latency_ms: 'latency', latency_source: 'latency from', latency_p90_ms: 'latency p90',
                 latency_cv: 'latency CV', params: 'parameters', macs: 'MACs', epochs_run: 'epochs',
                 trial_s: 'trial wall time', train_s: 'training time', images_per_s: 'images / s', hostname: 'host'};
 
