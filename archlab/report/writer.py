@@ -426,8 +426,14 @@ def _settings_sections(v: _SearchView) -> list[Section]:
     return [Section("settings", "Study settings", "".join(blocks), "The study as run, from its run folder."),
             Section("environment", "Environment", "".join(_environment(r, v.labels[i], v.multi)
                                                           for i, r in enumerate(v.runs)) + _generator_env(),
-                    "Where latency was measured (or which predictor predicted it), which Ray nodes ran the "
-                    "trials, and the software.")]
+                    _LATENCY_LEADS[sum(r.latency_predicted for r in v.runs) and
+                                   1 + all(r.latency_predicted for r in v.runs)]
+                    + ", which Ray nodes ran the trials, and the software.")]
+
+
+# the environment's lead by how many runs predicted their latency: none, some, all
+_LATENCY_LEADS = ("Where latency was measured", "Where latency was measured or which file predicted it",
+                  "Which file predicted latency")
 
 
 def _search_sections(runs: Sequence[SearchRun], figures: Figures, links_from: Path | None = None,
