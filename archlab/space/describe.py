@@ -18,7 +18,7 @@ def _bound_text(bound: Bound) -> str:
     elif bound.high is not None:
         rule = f"{bound.metric} <= {format_count(bound.high)}"
     else:
-        rule = f"{bound.metric} >= {format_count(bound.low)}"  # type: ignore[arg-type]
+        rule = f"{bound.metric} >= {format_count(bound.low)}"
     return rule + _at_text(bound.at)
 
 

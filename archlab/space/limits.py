@@ -85,10 +85,10 @@ def _values(dom: Domain | None, tied: dict[str, Domain]) -> tuple[Any, ...]:
         dom = tied.get(dom.ref)
         if dom is None or dom.kind == "ref":
             return ()
-    if dom.kind == "fixed":
+    if dom.dim is None:   # kind "fixed": references were followed above
         return (dom.value,)
-    values = dom.dim.values()  # type: ignore[union-attr]
-    return values if values is not None else (dom.dim.low, dom.dim.high)  # type: ignore[union-attr]
+    values = dom.dim.values()
+    return values if values is not None else (dom.dim.low, dom.dim.high)
 
 
 def _numbers(values: Iterable[Any]) -> list[float]:
