@@ -73,11 +73,11 @@ def owner_of(field_name: str) -> str | None:
     return None
 
 
-def check_owned_field(field_name: str, value: object) -> None:
+def check_owned_field(field_name: str, value: int | None) -> None:
     """The rule an owned field's value must meet on its own (a branch width > 0, an odd kernel)."""
     if field_name in INCEPTION_FIELDS:
-        _positive(field_name, value)  # type: ignore[arg-type]
-    elif field_name == "branch3_kernel" and value is not None and value % 2 == 0:  # type: ignore[operator]
+        _positive(field_name, value)
+    elif field_name == "branch3_kernel" and value is not None and value % 2 == 0:
         raise SpecError(field_name, "must be odd (same padding)", value)
 
 
@@ -92,8 +92,8 @@ def _add(row: Family) -> Family:
     return FAMILIES.register(row.name)(row)
 
 
-def _positive(path: str, value: int) -> None:
-    if value <= 0:
+def _positive(path: str, value: int | None) -> None:
+    if value is None or value <= 0:
         raise SpecError(path, "must be > 0 (a branch width of 0 leaves the branch without channels)", value)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import replace
 from fractions import Fraction
+from typing import TypedDict
 
 from archlab.arch.generators import GENERATORS
 from archlab.arch.scaling import scale
@@ -128,7 +129,13 @@ def _resnet(name: str, block: str, depths: tuple[int, ...], *, expand_ratio: flo
                     stages=tuple(stages), name=name)
 
 
-_RESNETS: dict[str, tuple[str, tuple[int, ...], dict[str, object]]] = {
+class _ResNetOptions(TypedDict, total=False):
+    """`_resnet`'s keyword arguments that a ResNeXt or wide ResNet changes."""
+    expand_ratio: float
+    groups: int
+
+
+_RESNETS: dict[str, tuple[str, tuple[int, ...], _ResNetOptions]] = {
     "resnet18": ("basic", (2, 2, 2, 2), {}),
     "resnet34": ("basic", (3, 4, 6, 3), {}),
     "resnet50": ("bottleneck", (3, 4, 6, 3), {}),
@@ -141,7 +148,7 @@ _RESNETS: dict[str, tuple[str, tuple[int, ...], dict[str, object]]] = {
     "wide_resnet101_2": ("bottleneck", (3, 4, 23, 3), {"expand_ratio": 0.5}),
 }
 for _name, (_block, _depths, _kw) in _RESNETS.items():
-    ZOO.register(_name)(lambda n=_name, b=_block, d=_depths, kw=_kw: _resnet(n, b, d, **kw))  # type: ignore[arg-type]
+    ZOO.register(_name)(lambda n=_name, b=_block, d=_depths, kw=_kw: _resnet(n, b, d, **kw))
 
 
 # --- MobileNetV2 / V3 ---------------------------------------------------------------------------------
@@ -159,7 +166,7 @@ def mobilenet_v2() -> ArchSpec:
         name="mobilenet_v2")
 
 
-def _v3_rows(rows: tuple[tuple[int, float, int, int, bool, str, int], ...]) -> tuple[StageSpec, ...]:
+def _v3_rows(rows: tuple[tuple[int, float | Fraction, int, int, bool, str, int], ...]) -> tuple[StageSpec, ...]:
     """MobileNetV3 rows (kernel, expansion of the input width, width, depth, SE, act, stride)."""
     return tuple(
         StageSpec(block="inverted_residual", kernel_size=k, expand_ratio=float(e), width=c, depth=n,
@@ -189,7 +196,7 @@ def mobilenet_v3_small() -> ArchSpec:
             (5, 6, 40, 2, True, "HS", 1), (5, 3, 48, 2, True, "HS", 1), (5, 6, 96, 3, True, "HS", 2))
     return ArchSpec(
         stem=StemSpec(type="conv", width=16, kernel_size=3, stride=2, act="hardswish"),
-        stages=_v3_rows(rows),  # type: ignore[arg-type]
+        stages=_v3_rows(rows),
         head=HeadSpec(conv_width=576, hidden=(1024,), act="hardswish", dropout=0.2),
         bn_eps=1e-3, bn_momentum=0.01, name="mobilenet_v3_small")
 
