@@ -78,7 +78,7 @@ def _hints(cls: type) -> dict[str, Any]:
     """The resolved type hints of a record's fields, Annotated bounds kept (cached per class)."""
     if cls not in _HINTS:
         hints = typing.get_type_hints(cls, include_extras=True)
-        _HINTS[cls] = {f.name: hints[f.name] for f in fields(cls)}  # type: ignore[arg-type]
+        _HINTS[cls] = {f.name: hints[f.name] for f in fields(cls)}
     return _HINTS[cls]
 
 
@@ -130,6 +130,8 @@ class Schema:
     """
 
     __slots__ = ()
+    if typing.TYPE_CHECKING:  # every subclass is a dataclass: lets `fields()` take a Schema or its type
+        __dataclass_fields__: typing.ClassVar[dict[str, dataclasses.Field[Any]]]
 
     def __post_init__(self) -> None:
         self._normalise()
@@ -163,7 +165,7 @@ class Schema:
 
     def to_dict(self) -> dict[str, Any]:
         """A plain dict (lists for tuples, str for paths) that `from_dict` turns back into an equal record."""
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)  # type: ignore[arg-type]
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)
                 if not f.metadata.get("internal")}
 
     def to_yaml(self) -> str:
@@ -184,7 +186,7 @@ class Schema:
         value. The line comes from `lines`, else (on an error only) from reading `file` when it exists. `context`
         sets internal fields; an internal field named `file` gets `file`."""
         if file is not None and "file" not in context and any(
-                f.name == "file" and f.metadata.get("internal") for f in fields(cls)):  # type: ignore[arg-type]
+                f.name == "file" and f.metadata.get("internal") for f in fields(cls)):
             context = {**context, "file": file}
         try:
             return _read(cls, data, path, context)
@@ -203,9 +205,9 @@ class Schema:
         return cls.from_dict(doc.data, file=doc.file, lines=doc.lines, **context)
 
 
-def _read(cls: type, data: Any, path: str, context: Mapping[str, Any]) -> Any:
+def _read(cls: type[Schema], data: Any, path: str, context: Mapping[str, Any]) -> Any:
     """`cls` from a mapping: each key read by its type hint, unknown keys refused, missing required keys named."""
-    data = cls._prepare(data, path)  # type: ignore[attr-defined]
+    data = cls._prepare(data, path)
     if not isinstance(data, Mapping):
         raise SpecError(path or "the document", f"must be a mapping, got {_kind(data)}", show_value=False)
     known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
