@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 
@@ -311,12 +312,14 @@ def _load_digits(root: str | None) -> _Source:
 
 # --- splitting and caching ---------------------------------------------------------------------------
 
-_SOURCES: OrderedDict[tuple, _Source] = OrderedDict()
-_SPLITS: OrderedDict[tuple, DataSplits] = OrderedDict()
+_SOURCES: OrderedDict[tuple[Any, ...], _Source] = OrderedDict()
+_SPLITS: OrderedDict[tuple[Any, ...], DataSplits] = OrderedDict()
 _CACHE_SIZE = 4
+_T = TypeVar("_T")
 
 
-def _cached(cache: OrderedDict, key: tuple, make: Callable[[], object]) -> object:
+def _cached(cache: OrderedDict[tuple[Any, ...], _T], key: tuple[Any, ...], make: Callable[[], _T]) -> _T:
+    """`cache[key]`, made by `make()` on a miss; the least recently used entries beyond _CACHE_SIZE are dropped."""
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
@@ -371,15 +374,15 @@ def load_data(name: str, *, img_size: int, in_chans: int, root: str | None = Non
         raise ArchlabError(f"img_size and in_chans must be >= 1, got img_size={img_size}, in_chans={in_chans}")
     if not 0.0 <= val_fraction < 1.0:
         raise ArchlabError(f"val_fraction must be in [0, 1), got {val_fraction}")
-    for key, value in (("limit", limit), ("val_limit", val_limit)):
+    for what, value in (("limit", limit), ("val_limit", val_limit)):
         if value is not None and value < 1:
-            raise ArchlabError(f"{key} must be >= 1 or None, got {value}")
+            raise ArchlabError(f"{what} must be >= 1 or None, got {value}")
     root_key = str(Path(root).resolve()) if root else None
     env_key = (str(data_home()), _downloads_allowed())
     key = (name, root_key, env_key, img_size, in_chans, val_fraction, seed, limit, val_limit)
 
     def make() -> DataSplits:
-        source: _Source = _cached(_SOURCES, (name, root_key, env_key), lambda: info.load(root))  # type: ignore
+        source = _cached(_SOURCES, (name, root_key, env_key), lambda: info.load(root))
         train_src, test_src = source.train, source.test
         n = len(train_src.labels)
         if test_src is None:
@@ -405,4 +408,4 @@ def load_data(name: str, *, img_size: int, in_chans: int, root: str | None = Non
                           num_classes=source.num_classes, name=name, img_size=img_size, in_chans=in_chans,
                           mean=mean, std=std, hflip=info.hflip, classes=source.classes)
 
-    return _cached(_SPLITS, key, make)  # type: ignore[return-value]
+    return _cached(_SPLITS, key, make)
