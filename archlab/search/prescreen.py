@@ -26,6 +26,7 @@ __all__ = ["PRESCREENED", "RULES", "Candidate", "Choice", "Neighbourhood", "Pres
 PRESCREENED = "prescreened"  # archlab_state of a proposal a neighbour replaced (told PRUNED, never trained)
 RULES = ("dominate", "best")
 DRAWS_PER_NEIGHBOUR = 20     # redraws tried per neighbour wanted before settling for fewer (a small space)
+STALE_DRAWS = 24             # redraws in a row that find no new network: the neighbourhood is used up
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +150,7 @@ class Neighbourhood:
         self.space, self.resample = space, resample
         self.fit = dict(img_size=img_size, in_chans=in_chans, num_classes=num_classes)
         self.sizes = {d.name: d.size for d in space.dimensions}
+        self._ids: dict[Any, str] = {}  # spec -> arch_id: the content hash costs ~1000x a dict lookup of the spec
 
     def draws(self, params: Mapping[str, Any], rng: random.Random) -> Iterator[tuple[dict[str, Any], Any]]:
         """Endless redraws as (params, spec); spec is None where the draw is not a valid network."""
@@ -165,17 +167,33 @@ class Neighbourhood:
                 continue
             yield trial.params, spec
 
-    def near(self, params: Mapping[str, Any], rng: random.Random, n: int, keep: Callable[[Any], bool],
-             exclude: set[str]) -> list[tuple[dict[str, Any], Any]]:
-        """Up to `n` distinct neighbours whose spec `keep` accepts and whose arch_id is not in `exclude`."""
-        out: list[tuple[dict[str, Any], Any]] = []
+    def arch_id(self, spec: Any) -> str:
+        """`spec.arch_id`, remembered (equal specs have equal ids; the memo is bounded)."""
+        arch_id = self._ids.get(spec)
+        if arch_id is None:
+            if len(self._ids) >= 100_000:
+                self._ids.clear()
+            arch_id = self._ids[spec] = spec.arch_id
+        return arch_id
+
+    def near(self, params: Mapping[str, Any], rng: random.Random, n: int, keep: Callable[[Any, str], bool],
+             exclude: set[str]) -> list[tuple[dict[str, Any], Any, str]]:
+        """Up to `n` distinct neighbours as (params, spec, arch_id): `keep(spec, arch_id)` accepts them and
+        `exclude` does not hold their arch_id. Stops early once draws stop finding new networks (a small space,
+        or one whose near points are all tried)."""
+        out: list[tuple[dict[str, Any], Any, str]] = []
         seen = set(exclude)
+        stale = 0
         for tries, (point, spec) in enumerate(self.draws(params, rng), start=1):
-            if spec is not None and spec.arch_id not in seen:
-                seen.add(spec.arch_id)
-                if keep(spec):
-                    out.append((point, spec))
-            if len(out) >= n or tries >= DRAWS_PER_NEIGHBOUR * n:
+            arch_id = None if spec is None else self.arch_id(spec)
+            if arch_id is not None and arch_id not in seen:
+                seen.add(arch_id)
+                stale = 0
+                if keep(spec, arch_id):
+                    out.append((point, spec, arch_id))
+            else:
+                stale += 1
+            if len(out) >= n or tries >= DRAWS_PER_NEIGHBOUR * n or stale >= STALE_DRAWS:
                 break
         return out
 
@@ -201,8 +219,8 @@ class Prescreener:
         rng = random.Random(f"prescreen:{self.seed}:{number}")  # a str seed hashes the same in every process
 
         def neighbours(n: int) -> list[Candidate]:
-            near = self.neighbourhood.near(params, rng, n, keep, exclude | {spec.arch_id})
-            return [Candidate(p, s.arch_id, complexity(s).macs, s) for p, s in near]
+            near = self.neighbourhood.near(params, rng, n, lambda s, _: keep(s), exclude | {proposal.arch_id})
+            return [Candidate(p, a, complexity(s).macs, s) for p, s, a in near]
 
         proposal = Candidate(dict(params), spec.arch_id, complexity(spec).macs, spec)
         return choose(proposal, neighbours, self.score, self.config.candidates, rule=self.config.rule)
