@@ -411,8 +411,10 @@ def _csv_spec(space: SearchSpace, row: dict[str, str], where: str, options: FitO
     params, column_of = {}, {}
     for column, text in row.items():
         key = column.removeprefix("params_") if column.removeprefix("params_") in names else column
-        if key in names and text != "":
-            params[key], column_of[key] = _cell(text), column
+        if key in names:
+            column_of[key] = column
+            if text != "":
+                params[key] = _cell(text)
     try:
         return space.decode(params, **overrides)
     except SpecError as err:

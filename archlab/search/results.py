@@ -126,9 +126,11 @@ def latency_note(info: Mapping[str, Any] | None) -> str:
     fitted for and its cross-validated accuracy where the file holds it; '' when the latency was measured."""
     if not info or info.get("source") != "predicted":
         return ""
+    device = info.get("device_name") or info.get("device")
+    if info.get("device") and info.get("device") != device:   # e.g. "Intel Xeon ... (cpu)"
+        device = f"{device} ({info['device']})"
     text = (f"latency predicted, not measured: {info.get('predictor')} ({info.get('kind')} model, fitted on "
-            f"{info.get('device_name')} ({info.get('device')}), {info.get('threads')} thread(s), batch "
-            f"{info.get('batch')}, img size {info.get('img_size')}")
+            f"{device}, {info.get('threads')} thread(s), batch {info.get('batch')}, img size {info.get('img_size')}")
     cv = info.get("cv")
     if isinstance(cv, Mapping) and {"n", "within_10", "mape"} <= set(cv):
         # out-of-fold predictions: each network predicted by a fit that never saw it
