@@ -412,7 +412,9 @@ class _TrainLoop:
         """Share of the budget spent, which drives the learning-rate schedule."""
         if self.total_steps is not None:
             return self.step / self.total_steps
-        return (time.perf_counter() - self.t_loop) / self.budget.seconds  # type: ignore[operator]
+        seconds = self.budget.seconds
+        assert seconds is not None, "a budget without epochs or images has seconds (Budget checks)"
+        return (time.perf_counter() - self.t_loop) / seconds
 
     def end_epoch(self, callback: Callable[[EpochReport], bool | None] | None) -> bool:
         """Evaluate, record the epoch, and ask the callback whether to stop."""
