@@ -43,7 +43,8 @@ def _resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
     if callable(target):
         return target
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    resolved: Callable[..., Any] = getattr(importlib.import_module(module), name)
+    return resolved
 
 
 VALIDATORS: Registry[Validator] = Registry("file kind")
