@@ -24,7 +24,7 @@ from archlab.core.errors import ArchlabError
 try:  # POSIX; elsewhere the pid record alone decides
     import fcntl
 except ImportError:  # pragma: no cover - archlab runs on Linux and macOS
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # None marks "no flock here"; mypy types the name as the module
 
 __all__ = ["LOCK_NAME", "RunLock", "disk_error", "resumed_budget"]
 
