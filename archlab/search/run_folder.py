@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import platform
 import shutil
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from archlab.core.errors import ArchlabError
 from archlab.core.files import atomic_write, atomic_write_text
@@ -137,10 +139,13 @@ class RunFolder:
         (self.path / "trials").mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
         shutil.copyfile(study.space, self.space_file)
+        data = {**study.to_dict(), "space": self.space_file.name}
         if study.latency.predictor:  # what the trials predict with travels with the run: it resumes and reports alone
             shutil.copyfile(study.latency.predictor, self.predictor_file)
-            study = replace(study, latency=replace(study.latency, predictor=self.predictor_file.name))
-        atomic_write_text(self.study_file, study.to_yaml(space="space.yaml"))
+            # the trials predict, so the measuring keys are moot; written out (as their defaults) they would read
+            # on --resume as settings the predictor contradicts (archlab.search.study checks the keys a study names)
+            data["latency"] = {"predictor": self.predictor_file.name}
+        atomic_write_text(self.study_file, yaml.safe_dump(data, sort_keys=False))
 
     def read_state(self) -> dict[str, Any]:
         """The run's bookkeeping (elapsed time, target trials, settings of each session)."""

@@ -26,6 +26,7 @@ from archlab.nn.complexity import complexity
 from archlab.report.writer import write_report
 from archlab.search.engine import SearchSummary, format_summary
 from archlab.search.results import load_table
+from archlab.search.study import load_study
 from archlab.search.trial import _measure
 from tests.report.fixtures import make_search_run
 
@@ -88,7 +89,9 @@ def test_a_predicted_search_says_predicted_in_its_table_summary_and_run_folder(p
     assert json.loads((run / "state.json").read_text())["latency"] == lat
     # the run folder keeps the predictor it ran with, and its study copy points at that copy
     assert (run / "latency_predictor.json").read_bytes() == predictor.read_bytes()
-    assert yaml.safe_load((run / "study.yaml").read_text())["latency"]["predictor"] == "latency_predictor.json"
+    assert yaml.safe_load((run / "study.yaml").read_text())["latency"] == {"predictor": "latency_predictor.json"}
+    resumed = load_study(run / "study.yaml")   # what --resume reads: it passes the predictor checks on its own
+    assert resumed.latency.predictor == str(run / "latency_predictor.json")
     table = load_table(run)
     timed = table[table["latency_ms"].notna()]
     assert len(timed) >= 1 and set(timed["latency_source"]) == {"predicted"}
