@@ -275,7 +275,7 @@ class LatencyCache:
     def __init__(self, path: str | Path) -> None:
         self.store = JsonStore(path)
 
-    @staticmethod
+    @staticmethod  # one keyword per part of the key, so no caller can swap two of them
     def key(*, arch_id: str, device: str, device_name: str, stack: str, threads: int, batch: int, img_size: int,
             in_chans: int, backend: str, memory_format: str, reference: bool = False) -> str:
         """The cache key: every field that changes a latency, and whether it carries the drift correction."""

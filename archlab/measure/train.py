@@ -292,6 +292,7 @@ class TrainOptions:
             raise ArchlabError(f"device must be cpu or cuda[:N], got {self.device!r}")
 
 
+# Nine parameters: what is trained, on what, how long, and hooks; the rest is grouped in TrainOptions/**fields.
 def train(spec: ArchSpec, data: DataSplits, *, recipe: Recipe | str | Mapping[str, Any] = "classic", budget: Budget,
           seed: int = 0, callback: Callable[[EpochReport], bool | None] | None = None,
           options: TrainOptions | None = None, init_weights: Mapping[str, torch.Tensor] | None = None,

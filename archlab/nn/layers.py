@@ -48,6 +48,7 @@ def conv_bias(norm: str, override: bool | None = None) -> bool:
     return override if override is not None else norm != "batchnorm"
 
 
+# torchvision's Conv2dNormActivation's own parameters (norms and activations by name): kept one to one
 def conv_norm_act(in_chs: int, out_chs: int, kernel_size: int, stride: int = 1, *, padding: int | None = None,
                   groups: int = 1, norm: str = "batchnorm", act: str = "relu", bias: bool | None = None) -> nn.Module:
     """Conv -> norm -> act as torchvision's Conv2dNormActivation, with norms and activations by name."""
