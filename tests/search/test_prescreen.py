@@ -215,7 +215,8 @@ def test_a_prescreened_search_end_to_end(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.run([sys.executable, "-m", "archlab.cli", "search", str(tmp_path / "study.yaml"), "--trials",
                            "2", "--out", str(run)], capture_output=True, text=True, timeout=400,
-                          env={**os.environ, "RAY_TMPDIR": ray_tmp})
+                          # its own measurement lock: a long timing run elsewhere on the machine must not stall it
+                          env={**os.environ, "RAY_TMPDIR": ray_tmp, "ARCHLAB_LOCK_DIR": str(tmp_path / "locks")})
     assert proc.returncode == 0, proc.stderr[-3000:]
     table = load_table(run)
     summary = json.loads((run / "summary.json").read_text())
