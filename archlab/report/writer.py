@@ -792,10 +792,18 @@ def build_report(run_dirs: Sequence[str | Path], *, links_from: Path | None = No
 
 def report_name(run_dirs: Sequence[str | Path]) -> str:
     """The report's default file stem: the run folders' names (reports/<name>.html)."""
-    name = "_vs_".join(dict.fromkeys(Path(d).resolve().name for d in run_dirs))
+    name = "_vs_".join(dict.fromkeys(_run_label(Path(d).resolve()) for d in run_dirs))
     if len(name) > 120:
-        name = f"{Path(run_dirs[0]).resolve().name}_and_{len(run_dirs) - 1}_more"
+        name = f"{_run_label(Path(run_dirs[0]).resolve())}_and_{len(run_dirs) - 1}_more"
     return _safe_name(name)
+
+
+def _run_label(run_dir: Path) -> str:
+    """A run folder's name; one budget of a sweep (SWEEP/budget-M/) is named with its sweep, since every sweep
+    has a budget-1 and their reports would overwrite one another."""
+    if run_dir.name.startswith("budget-") and (run_dir.parent / "sweep.json").is_file():
+        return f"{run_dir.parent.name}_{run_dir.name}"
+    return run_dir.name
 
 
 def default_out(report_name: str) -> Path:

@@ -293,6 +293,18 @@ def test_report_of_a_budget_folder_has_agreement_vs_budget(sweep_run, tmp_path):
     assert "Agreement vs budget" not in Path(write_report([single], tmp_path / "s.html")).read_text()
 
 
+def test_budget_reports_are_named_with_their_sweep(sweep_run, tmp_path):
+    """Every sweep has a budget-1: its default report name carries the sweep's folder, so two sweeps' reports
+    do not overwrite each other; a folder merely called budget-1 outside a sweep keeps its own name."""
+    from archlab.report.writer import report_name
+    _, out = sweep_run
+    assert report_name([out / "budget-1"]) == f"{out.name}_budget-1"
+    assert report_name([out / "budget-0.5", out / "budget-1"]) == f"{out.name}_budget-0.5_vs_{out.name}_budget-1"
+    lone = tmp_path / "elsewhere" / "budget-1"
+    lone.mkdir(parents=True)
+    assert report_name([lone]) == "budget-1"
+
+
 def test_a_sweep_does_not_write_into_a_single_replay_folder(tmp_path, capsys):
     study = _write(tmp_path, _tiny())
     single = tmp_path / "single"
