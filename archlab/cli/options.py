@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -68,16 +69,36 @@ def out_dir(text: str) -> str:
         raise argparse.ArgumentTypeError("must name a folder, got ''")
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"names an existing file, not a folder: {_shown(text)}")
+    _check_writable_place(path)
     return text
 
 
 def new_file(text: str) -> str:
-    """An output file: may be overwritten, must not name an existing folder."""
+    """An output file: may be overwritten, must not name an existing folder, device, FIFO or socket."""
     if not text.strip():
         raise argparse.ArgumentTypeError("must name a file, got ''")
-    if Path(text).is_dir():
+    path = Path(text)
+    if path.is_dir():
         raise argparse.ArgumentTypeError(f"names an existing folder, not a file: {_shown(text)}")
+    if path.exists() and not path.is_file():
+        raise argparse.ArgumentTypeError(f"names a device, FIFO or socket, not a file: {_shown(text)}")
+    _check_writable_place(path.parent)
     return text
+
+
+def _check_writable_place(path: Path) -> None:
+    """The nearest existing ancestor of `path` is a folder this process can create entries in.
+
+    Checked before any work, so that a typo in an output path costs nothing measured or trained; missing
+    folders below that ancestor are created by the writer.
+    """
+    here = path.absolute()
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    if not here.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot be created: {_shown(str(here))} is a file, not a folder")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot be written: no permission to write in {_shown(str(here))}")
 
 
 # the options archlab's commands share, each with its limit

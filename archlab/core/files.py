@@ -4,6 +4,7 @@ A reader (or a resumed run after kill -9) sees either the old file or the new on
 """
 from __future__ import annotations
 
+import errno
 import os
 import threading
 from collections.abc import Callable
@@ -19,6 +20,11 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[Path], object]) 
     removed if `write` raises, so nothing half-written is left behind.
     """
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "is a folder, not a file", str(path))
+    if path.exists() and not path.is_file():
+        # os.replace would silently put a regular file in place of a device, FIFO or socket
+        raise OSError(errno.EINVAL, "is a device, FIFO or socket, not a file; refusing to replace it", str(path))
     # same folder: os.replace is atomic only within one filesystem; the process and thread in the name keep
     # concurrent writers apart, and (unlike mkstemp's 0600) the file gets the usual permissions
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp")

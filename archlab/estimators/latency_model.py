@@ -279,6 +279,7 @@ def write_predictor(path: str | Path, data: dict[str, Any]) -> Path:
     """Write a predictor file atomically, with a checksum over its content."""
     data = {**data, "format": FORMAT, "version": VERSION}
     data["checksum"] = _checksum(data)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
     return atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
 
 

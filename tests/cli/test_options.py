@@ -34,6 +34,12 @@ SPACE = "search_spaces/mobile.yaml"
     (["ablate", "studies/convnext_ablation.yaml", "--seeds", "0"], "argument --seeds:"),
     (["ablate", "studies/convnext_ablation.yaml", "--out", STUDY], "argument --out: names an existing file"),
     (["report", "runs", "--out", "studies"], "argument --out: names an existing folder, not a file"),
+    (["report", "runs", "--out", "/dev/null"], "argument --out: names a device, FIFO or socket, not a file"),
+    (["report", "runs", "--out", "README.md/r.html"], "argument --out: cannot be created: "),
+    (["predictor", "fit", SPACE, "-n", "4", "--out", "README.md/sub/p.json"], "README.md' is a file, not a folder"),
+    (["predictor", "fit", SPACE, "-n", "4", "--out", "/dev/full"], "names a device, FIFO or socket"),
+    (["search", STUDY, "--out", "README.md/run"], "argument --out: cannot be created: "),
+    (["ablate", "studies/convnext_ablation.yaml", "--out", "pyproject.toml/x/y"], "is a file, not a folder"),
 ])
 def test_bad_options_exit_2_with_one_message(argv, words, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -48,3 +54,15 @@ def test_the_checkers_accept_what_is_in_range():
     assert options.positive_seconds("1e-3") == 1e-3 and options.epochs("0.5") == 0.5
     assert options.samples(str(options.MAX_SAMPLES)) == options.MAX_SAMPLES
     assert options.out_dir("runs/new-folder") == "runs/new-folder"
+
+
+def test_output_paths_below_missing_folders_are_accepted_and_unwritable_places_refused(tmp_path):
+    """Missing folders are the writer's to create; a folder this process cannot write in is refused up front."""
+    import os
+    assert options.new_file(str(tmp_path / "a" / "b" / "p.json")) == str(tmp_path / "a" / "b" / "p.json")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    if os.access(locked, os.W_OK):   # root writes anywhere: nothing to refuse
+        pytest.skip("running as a user that can write in a read-only folder")
+    with pytest.raises(Exception, match="no permission to write in"):
+        options.new_file(str(locked / "p.json"))

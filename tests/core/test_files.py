@@ -38,3 +38,18 @@ def test_permissions_follow_the_umask_not_mkstemp(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+
+
+def test_a_device_or_folder_is_never_replaced(tmp_path):
+    """os.replace would swap a regular file in for a device (as root, even /dev/null): refused, nothing left."""
+    with pytest.raises(OSError, match="device, FIFO or socket"):
+        atomic_write_text("/dev/null", "x")
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError, match="refusing to replace it"):
+        atomic_write_bytes(fifo, b"x")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    with pytest.raises(IsADirectoryError):
+        atomic_write_text(tmp_path, "x")
+    assert sorted(os.listdir(tmp_path)) == ["pipe"]
