@@ -42,7 +42,11 @@ class Prescreen(Schema):
 
     @classmethod
     def _prepare(cls, data: Any, path: str) -> Any:
-        return {"proxy": data} if isinstance(data, str) else data   # `prescreen: nwot` is short for {proxy: nwot}
+        if isinstance(data, str):
+            return {"proxy": data}   # `prescreen: nwot` is short for {proxy: nwot}
+        if not isinstance(data, Mapping):
+            raise SpecError(path, "must be a proxy name or a mapping {proxy: NAME, candidates: K, ...}", data)
+        return data
 
     def __post_init__(self) -> None:
         self._normalise()

@@ -57,7 +57,8 @@ def test_the_option_reads_with_defaults_and_writes_back(base):
     ({"proxy": "nwot", "rule": "pareto"}, "prescreen.rule must be dominate or best, got 'pareto'"),
     ({"proxy": "nwot", "candidate": 4}, "prescreen.candidate is not a known key (did you mean 'candidates'?)"),
     ({"candidates": 4}, "prescreen is missing required key(s) proxy"),
-    ([4], "prescreen must be a mapping"),
+    ([4], "prescreen must be a proxy name or a mapping {proxy: NAME, candidates: K, ...}, got [4]"),
+    (7, "prescreen must be a proxy name or a mapping {proxy: NAME, candidates: K, ...}, got 7"),
 ])
 def test_a_bad_option_names_file_key_rule_and_value(base, prescreen, message):
     data, file = base
