@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archlab.core.errors import ArchlabError, SpecError
+from archlab.core.errors import ArchlabError, SpecError, shorten
 from archlab.core.yamlio import read_text_file
 from archlab.search.pareto import as_minimization, default_reference, pareto_mask
 
@@ -41,6 +41,8 @@ METRIC_LABELS = {"top1": "top-1 (%)", "latency_ms": "latency (ms)", "params": "p
 def detect_kind(run_dir: Path) -> str:
     """'search' or 'ablation', from the files a folder holds; ArchlabError when it is neither."""
     run_dir = Path(run_dir)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise ArchlabError(f"{run_dir}: is a file, not a run folder (archlab search and ablate write folders)")
     if not run_dir.is_dir():
         raise ArchlabError(f"{run_dir}: no such run folder")
     if (run_dir / "ablation.json").exists():
@@ -153,18 +155,20 @@ def _objectives(study: Mapping[str, Any], summary: Mapping[str, Any]) -> tuple[t
 
 def load_search_run(run_dir: str | Path) -> SearchRun:
     """Read a search run folder (docs/run_folder.md): table, study, state, summary, trial specs, latency settings."""
-    from archlab.search.results import load_table
+    from archlab.search.results import load_table, table_file
     run_dir = Path(run_dir)
     try:
         table = load_table(run_dir)
-    except (OSError, ValueError) as err:
-        raise ArchlabError(f"{run_dir}: cannot read the trials table ({err})") from None
+    except (OSError, ValueError) as err:  # pandas' parser errors end in a newline: one line is kept
+        raise ArchlabError(f"{table_file(run_dir)}: cannot read the trials table "
+                           f"({shorten(' '.join(str(err).split()))})") from None
     for col in ("number", "state"):
         if col not in table.columns:
             raise ArchlabError(f"{run_dir}: the trials table has no {col!r} column (see docs/run_folder.md)")
     study = _read_yaml(run_dir / "study.yaml")
     summary = _read_json(run_dir / "summary.json")
     metrics, directions = _objectives(study, summary)
+    table = _checked_table(table, table_file(run_dir), metrics)
     archs: dict[int, ArchInfo] = {}
     for number in table["number"].astype(int):
         spec_file = run_dir / "trials" / f"{number:04d}" / "spec.yaml"
@@ -179,6 +183,64 @@ def load_search_run(run_dir: str | Path) -> SearchRun:
                      latency_env=latency_settings(cache.values()),
                      space_text=read_text_file(space) if space.exists() else "",
                      latency=_latency_source(study, state, summary, table))
+
+
+# columns of the trials table that a report computes with: numbers, empty where a trial has none
+_NUMBER_COLUMNS = ("params", "macs", "latency_ms", "latency_raw_ms", "latency_p90_ms", "latency_cv",
+                   "latency_repeats", "top1", "top1_partial", "epochs_run", "trial_s", "train_s", "images_per_s",
+                   "paused_s")
+_MAX_TRIAL = 10 ** 9  # Optuna numbers trials from 0; a study of 10^6 trials is already far past any budget
+
+
+def _checked_table(table: pd.DataFrame, file: Path, metrics: Sequence[str]) -> pd.DataFrame:
+    """The trials table with whole trial numbers and numeric number columns; a cell the report cannot compute
+    with (a hand-edited or foreign table) is an ArchlabError naming the file, the line, the column and the value."""
+    def refuse(mask: Any, col: str, rule: str) -> None:
+        i = int(np.flatnonzero(np.asarray(mask))[0])
+        value = table[col].iloc[i]
+        shown = shorten(repr(value.item() if hasattr(value, "item") else value))
+        raise ArchlabError(f"{file}: {_row_place(file, i)}: column {col!r} {rule}, got {shown}")
+
+    numbers = pd.to_numeric(table["number"], errors="coerce").astype(float)
+    whole = numbers.notna() & (numbers >= 0) & (numbers <= _MAX_TRIAL) & (numbers % 1 == 0)
+    if not whole.all():
+        refuse(~whole, "number", f"must be a whole trial number in [0, {_MAX_TRIAL:,}]")
+    if numbers.duplicated().any():
+        refuse(numbers.duplicated(), "number", "must name each trial once")
+    changed: dict[str, pd.Series] = {"number": numbers.astype("int64")}
+    for col in (c for c in dict.fromkeys((*_NUMBER_COLUMNS, *metrics)) if c in table.columns):
+        raw = table[col]
+        if pd.api.types.is_bool_dtype(raw):
+            refuse(raw.notna(), col, "must be a number")
+        values = pd.to_numeric(raw, errors="coerce")
+        given = raw.notna() & (raw.astype(str).str.strip() != "")
+        if (values.isna() & given).any():
+            refuse(values.isna() & given, col, "must be a number (or empty)")
+        if col in metrics and (~np.isfinite(values.astype(float)) & values.notna()).any():
+            refuse(~np.isfinite(values.astype(float)) & values.notna(), col, "must be a finite number (an objective)")
+        if not pd.api.types.is_numeric_dtype(raw):
+            changed[col] = values.astype(float)
+    return table.assign(**changed)
+
+
+def _row_place(file: Path, index: int) -> str:
+    """'line N' of a CSV table's row `index` (a quoted cell may span lines), else 'row N'."""
+    if file.suffix == ".csv":
+        import csv
+        import io
+        try:
+            reader = csv.reader(io.StringIO(read_text_file(file).removeprefix("\ufeff")))
+            next(reader, None)
+            start, k = reader.line_num + 1, 0
+            for cells in reader:
+                if cells:   # pandas skips blank lines
+                    if k == index:
+                        return f"line {start}"
+                    k += 1
+                start = reader.line_num + 1
+        except (ArchlabError, csv.Error):
+            pass
+    return f"row {index + 1}"
 
 
 def _latency_source(study: Mapping[str, Any], state: Mapping[str, Any], summary: Mapping[str, Any],

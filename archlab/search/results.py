@@ -18,7 +18,7 @@ from archlab.core.files import atomic_write
 from archlab.search.pareto import default_reference, hypervolume_history, pareto_mask
 
 __all__ = ["STATE_ATTR", "TABLE_STATES", "TRIAL_ATTRS", "TRIED_STATES", "front_table", "hypervolume_table",
-           "latency_note", "load_table", "load_trials", "savings", "summary_dict", "write_table"]
+           "latency_note", "load_table", "load_trials", "savings", "summary_dict", "table_file", "write_table"]
 
 STATE_ATTR = "archlab_state"  # user attribute holding archlab's outcome of a trial
 TABLE_STATES = ("complete", "stopped", "skipped", "failed", "interrupted")
@@ -57,12 +57,16 @@ def write_table(table: pd.DataFrame, run_dir: str | Path) -> None:
     atomic_write(run_dir / "trials.parquet", lambda tmp: table.to_parquet(tmp, index=False))
 
 
+def table_file(run_dir: str | Path) -> Path:
+    """The file a run's trials table is read from: trials.parquet, else trials.csv."""
+    run_dir = Path(run_dir)
+    return run_dir / "trials.parquet" if (run_dir / "trials.parquet").exists() else run_dir / "trials.csv"
+
+
 def load_table(run_dir: str | Path) -> pd.DataFrame:
     """Read a run's trials table (Parquet, else CSV)."""
-    run_dir = Path(run_dir)
-    if (run_dir / "trials.parquet").exists():
-        return pd.read_parquet(run_dir / "trials.parquet")
-    return pd.read_csv(run_dir / "trials.csv")
+    path = table_file(run_dir)
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
 def _complete(table: pd.DataFrame, metric_names: Sequence[str]) -> pd.DataFrame:

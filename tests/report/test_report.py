@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -347,6 +348,59 @@ def test_cli_report(runs: dict[str, Path], tmp_path: Path, capsys: pytest.Captur
     assert "no such run folder" in capsys.readouterr().err
     assert main(["report", str(runs["ablation"]), "--out", str(tmp_path / "r.txt")]) == 2
     assert "must name an .html file" in capsys.readouterr().err
+
+
+TABLE_CASES = [  # (column, row, value, rule): a hand-edited or foreign trials table
+    ("number", 1, "abc", "column 'number' must be a whole trial number in [0, 1,000,000,000], got 'abc'"),
+    ("number", 2, -1, "column 'number' must be a whole trial number"),
+    ("number", 2, 1.5, "column 'number' must be a whole trial number"),
+    ("number", 2, None, "column 'number' must be a whole trial number"),
+    ("number", 2, 10 ** 30, "column 'number' must be a whole trial number"),
+    ("number", 2, 0, "column 'number' must name each trial once, got 0"),
+    ("top1", 1, "high", "column 'top1' must be a number (or empty), got 'high'"),
+    ("latency_ms", 1, "inf", "column 'latency_ms' must be a finite number (an objective), got inf"),
+    ("params", 1, "many", "column 'params' must be a number (or empty), got 'many'"),
+]
+
+
+@pytest.mark.parametrize("column, row, value, rule", TABLE_CASES)
+def test_a_bad_trials_table_cell_is_named_not_a_traceback(runs: dict[str, Path], tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture, column, row, value,
+                                                          rule) -> None:
+    from archlab.cli.main import main
+    run = tmp_path / "run"
+    shutil.copytree(runs["nsga2"], run)
+    (run / "trials.parquet").unlink()
+    table = pd.read_csv(run / "trials.csv").astype({column: object})
+    table.loc[row, column] = value
+    table.to_csv(run / "trials.csv", index=False)
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"archlab: error: {run / 'trials.csv'}: line {row + 2}: {rule}"), err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_a_bad_parquet_table_names_the_row_and_a_file_is_not_a_run_folder(runs: dict[str, Path], tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    from archlab.cli.main import main
+    run = tmp_path / "run"
+    shutil.copytree(runs["nsga2"], run)
+    table = pd.read_parquet(run / "trials.parquet")
+    table["top1"] = table["top1"].astype(str).replace("nan", "")
+    table.loc[3, "top1"] = "n/a"
+    table.to_parquet(run / "trials.parquet")
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"archlab: error: {run / 'trials.parquet'}: row 4: column 'top1' must be a number (or empty), " \
+                  "got 'n/a'\n", err
+    assert main(["report", str(run / "study.yaml")]) == 2
+    assert "study.yaml: is a file, not a run folder" in capsys.readouterr().err
+    (run / "trials.parquet").unlink()
+    (run / "trials.csv").write_text("number,state\n0,complete\n1,complete,x,y\n")
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err   # pandas' message ends in a newline of its own
+    assert err.count("\n") == 1 and f"{run / 'trials.csv'}: cannot read the trials table" in err and "line 3" in err
 
 
 def test_static_export_skips_cleanly_without_kaleido(runs: dict[str, Path], tmp_path: Path,
