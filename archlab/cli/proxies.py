@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from archlab.cli import options
 from archlab.core.errors import ArchlabError
 
 _SPACE_LIMIT = 4000  # training images loaded for a bare space: proxies read at most a few hundred
@@ -15,14 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add `proxies`."""
     p = sub.add_parser("proxies", help="score seeded samples of a space with zero-cost proxies (higher = better)")
     p.add_argument("file", metavar="SPACE_OR_STUDY", help="a search-space file, or a study (its space and data)")
-    p.add_argument("-n", type=int, default=8, metavar="N", help="number of samples (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the samples, initialisations and minibatches")
-    p.add_argument("--img-size", type=int, default=None, help="input side (default: the study's or the space's)")
+    p.add_argument("-n", type=options.samples, default=8, metavar="N",
+                   help=f"number of samples (default 8, at most {options.MAX_SAMPLES:,})")
+    p.add_argument("--seed", type=options.seed, default=0, help="seed of the samples, initialisations and minibatches")
+    p.add_argument("--img-size", type=options.img_size, default=None,
+                   help="input side (default: the study's or the space's)")
     p.add_argument("--proxies", default=None, metavar="A,B",
                    help="comma-separated proxies and aggregates (default: all; see docs/estimators.md)")
     p.add_argument("--dataset", default=None,
                    help="data of the minibatches (default: the study's; fashion_mnist for a space; digits is fastest)")
-    p.add_argument("--batch-size", type=int, default=None, help="images per minibatch (default 32)")
+    p.add_argument("--batch-size", type=options.int_in(2, 65_536, "a minibatch size"), default=None,
+                   help="images per minibatch (default 32)")
     p.add_argument("--json", action="store_true", help="print a JSON list: arch_id, params, macs, one key per proxy")
     p.set_defaults(func=_run_proxies)
 

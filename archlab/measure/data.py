@@ -30,7 +30,7 @@ __all__ = ["DATASETS", "DEBIAN_FASHION_MNIST", "DataSplits", "DatasetInfo", "Spl
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 _FASHION_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                   "t10k-labels-idx1-ubyte")
-_MAX_BYTES = 8 << 30  # in-memory cap for imagefolder; ARCHLAB_DATA_MAX_BYTES overrides
+_MAX_BYTES = 8 << 30  # in-memory cap on the uint8 splits; ARCHLAB_DATA_MAX_BYTES overrides
 
 
 def cache_home() -> Path:
@@ -121,7 +121,8 @@ class _FileImages(_Images):
     def take(self, index: torch.Tensor, img_size: int, in_chans: int) -> torch.Tensor:
         from PIL import Image
         from torchvision.transforms.v2 import functional as F
-        _check_memory(len(index), img_size, in_chans, self.samples[0][0] if self.samples else "")
+        where = f"imagefolder {Path(self.samples[0][0]).parent.parent}" if self.samples else "imagefolder"
+        _check_memory(len(index), img_size, in_chans, where)
         out = torch.empty(len(index), in_chans, img_size, img_size, dtype=torch.uint8)
         for i, j in enumerate(index.tolist()):
             path = self.samples[j][0]
@@ -138,12 +139,16 @@ class _FileImages(_Images):
 
 
 def _check_memory(n: int, img_size: int, in_chans: int, where: str) -> None:
-    limit = int(os.environ.get("ARCHLAB_DATA_MAX_BYTES", _MAX_BYTES))
+    raw = os.environ.get("ARCHLAB_DATA_MAX_BYTES", str(_MAX_BYTES))
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise ArchlabError(f"ARCHLAB_DATA_MAX_BYTES must be a number of bytes, got {raw[:40]!r}") from None
     need = n * in_chans * img_size * img_size
     if need > limit:
-        raise ArchlabError(f"imagefolder {Path(where).parent.parent}: {n} images at {img_size} px need "
-                           f"{need / 2**30:.1f} GiB in memory, above the {limit / 2**30:.1f} GiB cap; pass a "
-                           "smaller limit or raise ARCHLAB_DATA_MAX_BYTES")
+        raise ArchlabError(f"{where}: {n:,} images at {in_chans}x{img_size}x{img_size} need "
+                           f"{need / 2**30:.1f} GiB in memory, above the {limit / 2**30:.1f} GiB cap; use a "
+                           "smaller img_size or limit, or raise ARCHLAB_DATA_MAX_BYTES")
 
 
 def resize_images(images: torch.Tensor, img_size: int) -> torch.Tensor:
@@ -398,6 +403,9 @@ def load_data(name: str, *, img_size: int, in_chans: int, root: str | None = Non
             val_idx = val_idx[:val_limit]
         if len(train_idx) == 0:
             raise ArchlabError(f"{name}: the training split is empty")
+        # the three splits are held as uint8 in memory: a side too large is refused here, before resizing
+        # asks torch for terabytes (an allocation error with a traceback)
+        _check_memory(len(train_idx) + len(val_idx) + len(test_idx), img_size, in_chans, name)
 
         def split(src: _Images, idx: torch.Tensor) -> Split:
             return Split(src.take(idx, img_size, in_chans), src.labels[idx].clone())

@@ -164,6 +164,16 @@ def test_imagefolder_train_val_tree(tmp_path):
         assert img[0, 4, 4].item() == 40 * label.item()
 
 
+def test_a_side_too_large_for_memory_is_refused_before_resizing(monkeypatch):
+    # digits' 1,797 images at 8192 px would be 120 GB: said in one message, not torch's allocation traceback
+    with pytest.raises(ArchlabError, match=r"^digits: 1,797 images at 1x8192x8192 need 112.3 GiB in memory, "
+                                           r"above the 8.0 GiB cap; use a smaller img_size or limit"):
+        load_data("digits", img_size=8192, in_chans=1)
+    monkeypatch.setenv("ARCHLAB_DATA_MAX_BYTES", "lots")
+    with pytest.raises(ArchlabError, match="ARCHLAB_DATA_MAX_BYTES must be a number of bytes, got 'lots'"):
+        load_data("digits", img_size=9, in_chans=1)
+
+
 def test_imagefolder_flat_tree_carves_test_and_caps_memory(tmp_path, monkeypatch):
     _write_pngs(tmp_path / "flat", ("a", "b"), 5, (10, 10))
     d = load_data("imagefolder", img_size=6, in_chans=1, root=str(tmp_path / "flat"))
