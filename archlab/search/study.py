@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from archlab.arch.spec import MAX_IMG_SIZE
-from archlab.core.errors import ArchlabError, SpecError, did_you_mean
+from archlab.core.errors import ArchlabError, SpecError, did_you_mean, shorten
 from archlab.core.registry import Registry
 from archlab.core.schema import Range, Schema, internal, load_document
 from archlab.measure.recipes import Budget
@@ -163,6 +163,27 @@ class _SamplerBlock(Schema):
             if key not in params:
                 raise SpecError(f"args.{key}", f"is not an argument of {cls_name}" + did_you_mean(
                     str(key), [n for n in params if n != "self"], list_valid=False), show_value=False)
+        if self.args:
+            _check_sampler_args(cls_name, self.args)
+
+
+def _check_sampler_args(cls_name: str, args: dict[str, Any]) -> None:
+    """Build the sampler once with `args`: a value Optuna refuses (`population_size: -4`) is said when the study
+    is read, not as a traceback after the run folder was made."""
+    import warnings
+
+    import optuna.samplers
+    try:
+        with warnings.catch_warnings():   # ExperimentalWarning of GPSampler and the like: not the user's concern
+            warnings.simplefilter("ignore")
+            getattr(optuna.samplers, cls_name)(**args)
+    except (TypeError, ValueError) as err:
+        text = " ".join(str(err).split())
+        named = [key for key in args if re.search(rf"\b{re.escape(str(key))}\b", text)]
+        key = named[0] if len(named) == 1 else next(iter(args)) if len(args) == 1 else None
+        raise SpecError(f"args.{key}" if key is not None else "args",
+                        f"is refused by {cls_name} ({shorten(text, 120)})", args[key] if key is not None else args
+                        ) from None
 
 
 def _check_sampler_name(name: str, path: str) -> str:

@@ -85,6 +85,12 @@ STUDY_CASES = [
     ("sampler.args", {"population_size": NAN}, "sampler.args.population_size", "must be a finite number"),
     ("sampler.args", {"populaton_size": 4}, "sampler.args.populaton_size",
      "is not an argument of NSGAIISampler (did you mean 'population_size'?)"),
+    ("sampler.args", {"population_size": -4}, "sampler.args.population_size",
+     "is refused by NSGAIISampler (`population_size` must be greater than or equal to 2.), got -4"),
+    ("sampler.args", {"population_size": "four"}, "sampler.args.population_size",
+     "is refused by NSGAIISampler ('<' not supported between instances of 'str' and 'int'), got 'four'"),
+    ("sampler.args", {"population_size": 4, "mutation_prob": 2.0}, "sampler.args.mutation_prob",
+     "is refused by NSGAIISampler (`mutation_prob` must be None or a float value within the range [0.0, 1.0].)"),
     ("latency.backend", "eagre", "latency.backend", "did you mean 'eager'"),
     ("latency.max_seconds", NAN, "latency.max_seconds", "must be a finite number"),
     ("constraints", {"max_macs": NAN}, "constraints.max_macs", "must be a finite number"),
@@ -105,6 +111,13 @@ def test_bad_study_values_are_refused_by_validate(tmp_path, capsys, key, value, 
 def test_a_search_that_would_do_nothing_stops_before_ray(tmp_path, capsys, key, value, rule):
     path = _write(tmp_path / "study.yaml", _set(STUDY, key, value))
     _refused(capsys, ["search", str(path), "--out", str(tmp_path / "run")], path, key, rule)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_sampler_argument_optuna_refuses_stops_the_search_before_the_run_folder(tmp_path, capsys):
+    path = _write(tmp_path / "study.yaml", _set(STUDY, "sampler.args", {"population_size": -4}))
+    _refused(capsys, ["search", str(path), "--out", str(tmp_path / "run")], path, "sampler.args.population_size",
+             "must be greater than or equal to 2")
     assert not (tmp_path / "run").exists()
 
 
