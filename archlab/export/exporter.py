@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -26,7 +27,7 @@ import torch
 from torch import nn
 
 from archlab.arch.spec import ArchSpec
-from archlab.core.errors import ArchlabError, did_you_mean
+from archlab.core.errors import ArchlabError, did_you_mean, shorten
 from archlab.core.files import atomic_write_text
 from archlab.export import FORMAT_NAMES
 from archlab.nn.build import build_model
@@ -76,8 +77,8 @@ def parse_batch(text: str | int) -> int | None:
         value = int(text)
     except (TypeError, ValueError):
         value = 0
-    if value < 1:
-        raise ArchlabError(f"--batch must be 'dynamic' or a positive integer, got {text!r}")
+    if not 1 <= value <= _MAX_BATCH:   # the check runs one batch: 10^8 images was an allocation traceback
+        raise ArchlabError(f"--batch must be 'dynamic' or a whole number in [1, {_MAX_BATCH}], got {text!r}")
     return value
 
 
@@ -155,20 +156,29 @@ def export_model(spec: ArchSpec, fmt: str, out_dir: str | Path, *, weights: Load
                            + did_you_mean(fmt, list(FORMATS), list_valid=False))
     out = _prepare_out_dir(out_dir)
     form = FORMATS[fmt]
-    torch.manual_seed(seed)
-    model = build_model(spec).eval()
-    if weights is not None:
-        weights.load_into(model)
     check_batch = batch or 2  # a dynamic export is checked at a batch other than 1, so the dimension is exercised
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(check_batch, spec.in_chans, spec.img_size, spec.img_size, generator=gen)
+    shape = (check_batch, spec.in_chans, spec.img_size, spec.img_size)
+    try:
+        torch.manual_seed(seed)
+        model = build_model(spec).eval()
+        if weights is not None:
+            weights.load_into(model)
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            expected = model(x)
+    except (RuntimeError, MemoryError) as err:   # torch's allocator says so in a RuntimeError
+        if not isinstance(err, MemoryError) and "allocate" not in str(err) and "out of memory" not in str(err):
+            raise
+        asked = re.search(r"allocate (\d+) bytes", str(err))
+        why = f"{int(asked[1]) / 2**30:.1f} GiB more could not be allocated" if asked else \
+            shorten(" ".join(str(err).split()), 160)
+        raise ArchlabError(f"{spec.name or spec.arch_id} on a {'x'.join(map(str, shape))} input does not fit in "
+                           f"memory here ({why}); use a smaller --img-size or --batch") from None
     stage = Path(out) / f".export-{os.getpid()}"
     stage.mkdir()
     start = time.perf_counter()
     notes: list[str] = []
     try:
-        with torch.no_grad():
-            expected = model(x)
         try:
             form.save(model, x, batch is None, stage / form.filename, notes)
             with torch.no_grad():

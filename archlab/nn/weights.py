@@ -433,6 +433,12 @@ def _tensors(data: object, path: Path) -> dict[str, torch.Tensor]:
     bad = [str(k) for k, v in data.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
         raise ArchlabError(f"{path}: entries that are not tensors: {', '.join(bad[:_SHOW])}")
+    # a diverged or damaged checkpoint: every output would be NaN, and the export check would only say "differs"
+    bad = [k for k, v in data.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise ArchlabError(f"{path}: tensor {bad[0]} holds NaN or infinite values"
+                           + (f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else "")
+                           + "; the weights must be finite numbers")
     return _strip_prefix(data)
 
 

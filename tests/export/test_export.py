@@ -181,6 +181,30 @@ def test_bad_input_exit_2_nothing_written(tmp_path, capsys):
                  "--out", str(out)]) == 0
 
 
+def test_a_batch_too_large_an_input_out_of_memory_and_nan_weights_are_one_message(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "out"
+    err = user_error(capsys, "export", "lenet5", "--format", "torchscript", "--batch", "100000000", "--out", str(out))
+    assert "--batch must be 'dynamic' or a whole number in [1, 4096], got '100000000'" in err
+    spec_file = tmp_path / "tiny.yaml"
+    spec_file.write_text(tiny_spec().to_yaml())
+    nan = tmp_path / "nan.safetensors"
+    state = build_model(tiny_spec()).state_dict()
+    state["stem.0.0.weight"] = torch.full_like(state["stem.0.0.weight"], float("nan"))
+    save_weights(state, nan)
+    err = user_error(capsys, "export", str(spec_file), "--format", "torchscript", "--weights", str(nan), "--out",
+                     str(out))   # was "differs from the PyTorch module by nan", naming neither file nor tensor
+    assert f"{nan}: tensor stem.0.0.weight holds NaN or infinite values; the weights must be finite" in err
+
+    def no_memory(spec: ArchSpec) -> torch.nn.Module:   # what torch's CPU allocator raises at 8192 px
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                           "memory: you tried to allocate 32117952000 bytes. Error code 12 (Cannot allocate memory)")
+    monkeypatch.setattr(exporter, "build_model", no_memory)
+    err = user_error(capsys, "export", "lenet5", "--format", "torchscript", "--img-size", "8192", "--out", str(out))
+    assert "lenet5 on a 2x1x8192x8192 input does not fit in memory here (29.9 GiB more could not be allocated); " \
+           "use a smaller --img-size or --batch" in err
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_one_subprocess_error_has_no_traceback(tmp_path):
     wrong = tmp_path / "w.safetensors"
     save_weights({"a": torch.zeros(3)}, wrong)
