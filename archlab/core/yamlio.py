@@ -207,6 +207,10 @@ def load_yaml_with_lines(text: str, *, file: str | None = None) -> tuple[Any, di
         line = mark.line + 1 if mark else None
         raise SpecError("", f"is not valid YAML: {_short(err.problem)}", show_value=False, file=file,
                         line=line) from None
+    except yaml.reader.ReaderError as err:  # its text is several lines and gives a character offset, not a line
+        char = err.character if isinstance(err.character, int) else ord(err.character)
+        raise SpecError("", f"is not valid YAML: it holds the control character U+{char:04X}, which YAML does not "
+                            "allow", show_value=False, file=file, line=text.count("\n", 0, err.position) + 1) from None
     except yaml.YAMLError as err:
         raise SpecError("", f"is not valid YAML: {_short(str(err))}", show_value=False, file=file) from None
     except ValueError as err:  # e.g. an integer of more than 4300 digits (Python's int-from-text limit)

@@ -113,8 +113,11 @@ def test_numbers_too_long_to_read_and_json_constants():
 
 
 def test_control_characters_are_a_clear_error():
-    err = _refused(load_yaml_text, "a: 1\n\x00", file="nul.yaml")
-    assert str(err).startswith("nul.yaml: is not valid YAML: unacceptable character #x0000")
+    # PyYAML's own text is two lines with a character offset ('in "<unicode string>", position 5'): one line here
+    err = _refused(load_yaml_text, "a: 1\nb: x\x00y\n", file="nul.yaml")
+    assert str(err) == "nul.yaml:2: is not valid YAML: it holds the control character U+0000, which YAML does not allow"
+    err = _refused(load_yaml_text, "a: \x1b[31m\n", file="esc.yaml")
+    assert str(err) == "esc.yaml:1: is not valid YAML: it holds the control character U+001B, which YAML does not allow"
 
 
 def test_data_files_are_read_by_their_suffix(tmp_path):
