@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields, replace
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from archlab.arch.families import family
 from archlab.arch.generators import GENERATORS
 from archlab.arch.spec import ArchSpec, HeadSpec, StageSpec, StemSpec, make_divisible
-from archlab.core.errors import ArchlabError, SpecError, did_you_mean
+from archlab.core.errors import ArchlabError, SpecError, did_you_mean, shorten
 from archlab.core.schema import line_map, line_of
 from archlab.space.format import (
     NEUTRAL_FIELDS,
@@ -56,7 +57,23 @@ def load_space(path: str | Path) -> SearchSpace:
     from archlab.core.yamlio import load_yaml_with_lines, read_text_file
     text = read_text_file(path)   # read and parsed once, within the file boundary's limits
     data, lines = load_yaml_with_lines(text, file=str(path))
+    _refuse_other_kinds(data, str(path), lines)
     return SearchSpace.from_dict(data, file=str(path), lines=lines)
+
+
+def _refuse_other_kinds(data: Any, file: str, lines: Mapping[str, int]) -> None:
+    """A study or a ladder given where a space belongs is named as such (its first key was said to be unknown)."""
+    if not isinstance(data, dict):
+        return
+    if "space" in data and "stem" not in data:   # `space:` is a study's key, never a space's
+        named = data["space"]
+        where = os.path.normpath(Path(file).parent / named) if isinstance(named, str) and named else \
+            shorten(repr(named), 80)
+        raise SpecError("", f"is a study, not a search space: give the space it names ({where})", show_value=False,
+                        file=file, line=lines.get("space"))
+    if "steps" in data and "stem" not in data:   # `steps:` is an ablation ladder's key
+        raise SpecError("", "is an ablation ladder, not a search space (archlab ablate and archlab validate read it)",
+                        show_value=False, file=file, line=lines.get("steps"))
 
 
 def _lines_of(text: str | None) -> dict[str, int]:

@@ -126,3 +126,17 @@ def test_space_commands_report_user_errors(tmp_path, capsys):
         main(["space", "sample", MOBILE, "-n", "0"])
     assert exc.value.code == 2
     assert "argument -n: must be a number of samples in [1, 100,000], got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["space", "describe"], ["space", "sample"], ["predictor", "fit"]])
+def test_a_study_or_a_ladder_given_as_a_space_is_named_as_such(command, tmp_path, capsys):
+    # was "space is not a known key (valid: all_stages, ...)" and "title is not a known key (did you mean 'tied'?)"
+    study, ladder = ROOT / "studies" / "mobile_frontier.yaml", ROOT / "studies" / "cnn_history.yaml"
+    extra = ["-n", "4", "--out", str(tmp_path / "p.json")] if command[0] == "predictor" else []
+    assert main([*command, str(study), *extra]) == 2
+    line = next(i for i, text in enumerate(study.read_text().splitlines(), 1) if text.startswith("space:"))
+    assert capsys.readouterr().err == (f"archlab: error: {study}:{line}: is a study, not a search space: give the "
+                                       f"space it names ({ROOT / 'search_spaces' / 'mobile.yaml'})\n")
+    assert main([*command, str(ladder), *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"archlab: error: {ladder}:") and "is an ablation ladder, not a search space" in err
