@@ -206,16 +206,34 @@ class SearchSpace:
         out: list[tuple[dict[str, Any], ArchSpec]] = []
         if n == 0:
             return out
+        invalid: dict[str, Any] | None = None   # the first draw that is no network, and the first out of bounds
+        broken: list[str] = []
         for tries, (params, spec) in enumerate(self.candidates(seed=seed, img_size=img_size, in_chans=in_chans,
                                                                num_classes=num_classes), start=1):
-            if spec is not None and not (feasible_only and self.violations(spec)):
+            if spec is None:
+                invalid = params if invalid is None else invalid
+            elif feasible_only and (violations := self.violations(spec)):
+                broken = broken or violations
+            else:
                 out.append((params, spec))
                 if len(out) == n:
                     return out
             if tries >= limit:
                 raise ArchlabError(f"{self._where()}found only {len(out)} of {n} "
-                                   f"{'feasible' if feasible_only else 'valid'} points in {tries} random tries")
+                                   f"{'feasible' if feasible_only else 'valid'} points in {tries} random tries"
+                                   + self._why_not(invalid, broken, img_size=img_size, in_chans=in_chans,
+                                                   num_classes=num_classes))
         raise AssertionError("candidates() is endless")
+
+    def _why_not(self, invalid: dict[str, Any] | None, broken: list[str], **overrides: int | None) -> str:
+        """'; e.g. <why>' for a failed sample: the first draw's decoding error, else the first broken bound."""
+        if invalid is not None:
+            try:
+                self.decode(invalid, **overrides)
+            except ArchlabError as err:   # which network: the draw's parameters
+                drawn = shorten(" ".join(f"{k}={v}" for k, v in invalid.items()), 160)
+                return f"; e.g. {drawn}: {err}" if drawn else f"; e.g. {err}"
+        return f"; e.g. a draw breaks the constraints: {broken[0]}" if broken else ""
 
     def candidates(self, *, seed: int, img_size: int | None = None, in_chans: int | None = None,
                    num_classes: int | None = None) -> Iterator[tuple[dict[str, Any], ArchSpec | None]]:

@@ -8,10 +8,11 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from archlab.cli.main import main
 from archlab.cli.validate import VALIDATORS, Validator, file_kind, validate_files
-from archlab.core.errors import SpecError
+from archlab.core.errors import ArchlabError, SpecError
 from archlab.nn.complexity import complexity
 from archlab.space.search_space import load_space
 
@@ -140,3 +141,24 @@ def test_a_study_or_a_ladder_given_as_a_space_is_named_as_such(command, tmp_path
     assert main([*command, str(ladder), *extra]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"archlab: error: {ladder}:") and "is an ablation ladder, not a search space" in err
+
+
+def test_a_sample_that_finds_no_network_says_which_draw_failed_and_why(tmp_path, capsys):
+    space = tmp_path / "patchify.yaml"
+    space.write_text("img_size: 32\nstem: {type: patchify, width: [16, 24], kernel_size: 4, stride: 4}\n"
+                     "stages: [{block: convnext, depth: 1, width: 16}]\n")
+    assert main(["space", "sample", str(space), "-n", "2", "--img-size", "2"]) == 2
+    err = capsys.readouterr().err   # was only "found only 0 of 2 feasible points in 2000 random tries"
+    assert err.startswith(f"archlab: error: {space}: found only 0 of 2 feasible points in 2000 random tries; e.g. "
+                          "stem.width=") and err.endswith("img_size is too small: the stem leaves 0 px, got 2\n"), err
+    cheapest = min(complexity(spec).macs for _, spec in load_space(space).sample(20, seed=0))
+    bounded = type(load_space(space)).from_dict({**yaml.safe_load(space.read_text()),
+                                                 "constraints": {"macs": {"max": cheapest}}})
+    errors = []
+    for seed in range(10):   # one try each: the wider stem's draws break the bound
+        try:
+            bounded.sample(1, seed=seed, max_tries=1)
+        except ArchlabError as err:
+            errors.append(str(err))
+    assert errors and all("in 1 random tries; e.g. a draw breaks the constraints: macs " in e and
+                          f"> max {cheapest:,}" in e for e in errors), errors
