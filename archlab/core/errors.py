@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
-__all__ = ["MAX_SHOWN", "ArchlabError", "SpecError", "did_you_mean", "shorten"]
+__all__ = ["MAX_SHOWN", "ArchlabError", "SpecError", "did_you_mean", "memory_shortfall", "shorten"]
 
 MAX_SHOWN = 200  # characters of user data a message may quote: a value is shown, never a file's contents
 
@@ -63,3 +64,19 @@ def did_you_mean(word: str, choices: Iterable[str], *, list_valid: bool = True) 
     if close:
         return f" (did you mean {close[0]!r}?)"
     return f" (valid: {', '.join(choices)})" if list_valid else ""
+
+
+def memory_shortfall(err: BaseException) -> str | None:
+    """What an allocation failure lacked ('29.9 GiB could not be allocated'), or None when `err` is no such failure.
+
+    torch reports a CPU allocation failure as a RuntimeError ("can't allocate memory: you tried to allocate N
+    bytes") and a GPU one as OutOfMemoryError; matched by text so that this module stays torch-free.
+    """
+    text = str(err)
+    if not (isinstance(err, MemoryError) or type(err).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    asked = re.search(r"allocate (\d+) bytes", text)
+    if asked:
+        return f"{int(asked[1]) / 2**30:.1f} GiB could not be allocated"
+    return shorten(" ".join(text.split()), 160) or type(err).__name__

@@ -13,7 +13,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import re
 import shutil
 import sys
 import time
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 
 from archlab.arch.spec import ArchSpec
-from archlab.core.errors import ArchlabError, did_you_mean, shorten
+from archlab.core.errors import ArchlabError, did_you_mean, memory_shortfall
 from archlab.core.files import atomic_write_text
 from archlab.export import FORMAT_NAMES
 from archlab.nn.build import build_model
@@ -167,13 +166,11 @@ def export_model(spec: ArchSpec, fmt: str, out_dir: str | Path, *, weights: Load
         with torch.no_grad():
             expected = model(x)
     except (RuntimeError, MemoryError) as err:   # torch's allocator says so in a RuntimeError
-        if not isinstance(err, MemoryError) and "allocate" not in str(err) and "out of memory" not in str(err):
+        why = memory_shortfall(err)
+        if why is None:
             raise
-        asked = re.search(r"allocate (\d+) bytes", str(err))
-        why = f"{int(asked[1]) / 2**30:.1f} GiB more could not be allocated" if asked else \
-            shorten(" ".join(str(err).split()), 160)
         raise ArchlabError(f"{spec.name or spec.arch_id} on a {'x'.join(map(str, shape))} input does not fit in "
-                           f"memory here ({why}); use a smaller --img-size or --batch") from None
+                           f"memory here (out of memory: {why}); use a smaller --img-size or --batch") from None
     stage = Path(out) / f".export-{os.getpid()}"
     stage.mkdir()
     start = time.perf_counter()

@@ -29,13 +29,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager, redirect_stdout
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
 
 from archlab.arch.spec import ArchSpec
-from archlab.core.errors import ArchlabError
+from archlab.core.errors import ArchlabError, memory_shortfall
 from archlab.core.files import atomic_write_text
 from archlab.core.registry import Registry
 
@@ -497,7 +497,10 @@ def measure_latency(model_or_spec: ArchSpec | nn.Module, protocol: LatencyProtoc
     """
     p = dataclasses.replace(protocol or LatencyProtocol(), **fields)
     cuda = p.device.startswith("cuda")
-    model, size, chans, arch_id, name = _resolve(model_or_spec, p.img_size, p.in_chans)
+    try:
+        model, size, chans, arch_id, name = _resolve(model_or_spec, p.img_size, p.in_chans)
+    except (RuntimeError, MemoryError) as err:   # a spec too large to build (a huge --img-size widens its head)
+        _refuse_out_of_memory(err, model_or_spec, p)
     old_threads = torch.get_num_threads()
     threads = p.threads or old_threads
     dev_name, stack = device_name(p.device), software_stack(p.backend)
@@ -525,6 +528,8 @@ def measure_latency(model_or_spec: ArchSpec | nn.Module, protocol: LatencyProtoc
         ratio = result.pop("ratio")
         if nominal is not None and ratio is not None:
             result["nominal_ms"] = ratio * nominal
+    except (RuntimeError, MemoryError) as err:   # the input or the activations do not fit
+        _refuse_out_of_memory(err, model_or_spec, p, size=size, chans=chans)
     finally:
         torch.set_num_threads(old_threads)
     result = LatencyResult(batch=p.batch, img_size=size, device=p.device, threads=threads, backend=p.backend,
@@ -533,6 +538,20 @@ def measure_latency(model_or_spec: ArchSpec | nn.Module, protocol: LatencyProtoc
     if cache is not None and key is not None:
         cache.put(key, result)
     return result
+
+
+def _refuse_out_of_memory(err: BaseException, model_or_spec: ArchSpec | nn.Module, p: LatencyProtocol, *,
+                          size: int | None = None, chans: int | None = None) -> NoReturn:
+    """Re-raise `err`, or, where it is an allocation failure, an ArchlabError naming the network and its input."""
+    why = memory_shortfall(err)
+    if why is None:
+        raise err
+    spec = model_or_spec if isinstance(model_or_spec, ArchSpec) else None
+    label = (spec.name or spec.arch_id) if spec is not None else type(model_or_spec).__name__
+    size = size or (spec.img_size if spec is not None else p.img_size)
+    chans = chans or (spec.in_chans if spec is not None else p.in_chans)
+    raise ArchlabError(f"{label} at batch {p.batch} on {chans}x{size}x{size} inputs does not fit in memory on "
+                       f"{p.device} (out of memory: {why}); use a smaller img_size or batch") from None
 
 
 PREEMPTED = 0.05  # a single-thread sample whose wall time exceeds its thread CPU time by 5% lost the CPU

@@ -200,7 +200,8 @@ def test_a_batch_too_large_an_input_out_of_memory_and_nan_weights_are_one_messag
                            "memory: you tried to allocate 32117952000 bytes. Error code 12 (Cannot allocate memory)")
     monkeypatch.setattr(exporter, "build_model", no_memory)
     err = user_error(capsys, "export", "lenet5", "--format", "torchscript", "--img-size", "8192", "--out", str(out))
-    assert "lenet5 on a 2x1x8192x8192 input does not fit in memory here (29.9 GiB more could not be allocated); " \
+    assert "lenet5 on a 2x1x8192x8192 input does not fit in memory here (out of memory: 29.9 GiB could not be " \
+           "allocated); " \
            "use a smaller --img-size or --batch" in err
     assert not out.exists() or not any(out.iterdir())
 

@@ -68,6 +68,38 @@ def test_module_input_and_errors():
         measure_latency(tiny_spec(), device="tpu")
 
 
+class _Hungry(torch.nn.Module):
+    """Raises what torch's CPU allocator raises when an input is far too large."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate "
+                           "memory: you tried to allocate 1073741824 bytes. Error code 12 (Cannot allocate memory)")
+
+
+def test_out_of_memory_is_one_message_naming_the_network_and_input(monkeypatch, capsys):
+    with pytest.raises(ArchlabError, match=r"^_Hungry at batch 4 on 1x8x8 inputs does not fit in memory on cpu \(out "
+                                           r"of memory: 1.0 GiB could not be allocated\); use a smaller img_size or "
+                                           r"batch$"):
+        measure_latency(_Hungry(), img_size=8, in_chans=1, batch=4, threads=1)
+    with pytest.raises(RuntimeError, match="not memory"):   # any other error is left as it is
+        measure_latency(torch.nn.Sequential(torch.nn.Flatten(), _Raise()), img_size=8, threads=1)
+    # a spec too large to build (lenet5 at 8192 px: a 32 GB first linear layer) through the CLI: exit 2, one line
+    import archlab.measure.latency as latency
+
+    def no_memory(*args: object) -> None:
+        _Hungry().forward(torch.zeros(1))
+    monkeypatch.setattr(latency, "_resolve", no_memory)
+    assert main(["latency", "lenet5", "--img-size", "8192"]) == 2
+    assert capsys.readouterr().err == ("archlab: error: lenet5 at batch 1 on 1x8192x8192 inputs does not fit in memory "
+                                       "on cpu (out of memory: 1.0 GiB could not be allocated); use a smaller img_size "
+                                       "or batch\n")
+
+
+class _Raise(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("not memory: a shape mismatch")
+
+
 def test_cache_hits_and_keys(tmp_path):
     cache = LatencyCache(tmp_path / "lat.json")
     first = measure_latency(tiny_spec(), threads=1, max_seconds=0.5, cache=cache)
