@@ -31,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _run_ablate(args: argparse.Namespace) -> int:
     from archlab.ablation import format_report, run_ablation
+    from archlab.cli.validate import refuse_other_kind
+    refuse_other_kind(args.study, "ladder")
     seeds = None if args.seeds is None else tuple(range(args.seeds))
     if args.budgets is not None:
         return _run_sweep(args, seeds)

@@ -28,6 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _run_search(args: argparse.Namespace) -> int:
+    if not args.resume:   # a resume reads the run folder's own copy of the study
+        from archlab.cli.validate import refuse_other_kind
+        refuse_other_kind(args.study, "study")
     # with --json, stdout carries the JSON document alone
     stream = sys.stderr if args.json else sys.stdout
     summary = run_search(args.study, trials=args.trials, timeout=args.timeout, out=args.out, address=args.address,

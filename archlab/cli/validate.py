@@ -18,7 +18,8 @@ from typing import Any
 from archlab.core.errors import ArchlabError, SpecError, did_you_mean
 from archlab.core.registry import Registry
 
-__all__ = ["VALIDATORS", "ValidationResult", "Validator", "file_kind", "validate_file", "validate_files"]
+__all__ = ["VALIDATORS", "ValidationResult", "Validator", "file_kind", "refuse_other_kind", "validate_file",
+           "validate_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +82,29 @@ def file_kind(data: Any, *, file: str | None = None) -> str:
         raise SpecError("", f"is not a kind of file archlab knows: none of the keys of {expected}, and no kind: key",
                         show_value=False, file=file)
     return best
+
+
+# what each kind is and the command that reads it, for the message that says a file went to the wrong command
+KIND_NAMES = {"space": ("a search space", "archlab space describe / sample"),
+              "ladder": ("an ablation ladder", "archlab ablate"), "study": ("a study", "archlab search")}
+
+
+def refuse_other_kind(path: str | Path, expected: str) -> None:
+    """Refuse a file that holds none of `expected`'s marker keys and at least two of another kind's (a study given
+    to `archlab ablate`), naming both kinds; its loader would only call the file's first key unknown. Anything less
+    clear (a ladder with `base:` and a misspelt `steps:`) is left to that loader's own did-you-mean."""
+    from archlab.core.yamlio import load_yaml_file
+    try:
+        data = load_yaml_file(path)
+        kind = file_kind(data, file=str(path))
+    except ArchlabError:
+        return
+    if kind == expected or any(key in data for key in VALIDATORS.get(expected).markers) \
+            or sum(key in data for key in VALIDATORS.get(kind).markers) < 2:
+        return
+    what, reader = KIND_NAMES.get(kind, (f"a {kind} file", ""))
+    raise SpecError("", f"is {what}, not {KIND_NAMES.get(expected, (f'a {expected} file',))[0]}"
+                    + (f" ({reader} reads it)" if reader else ""), show_value=False, file=str(path))
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,3 +204,27 @@ def test_bad_spec_values_are_refused_by_show(tmp_path, capsys, suffix, key, valu
 def test_non_finite_spec_numbers_are_refused(tmp_path, capsys, key, value):
     path = _write(tmp_path / "spec.yaml", _set(SPEC, key, value))
     _refused(capsys, ["show", str(path)], path, key, "must be a finite number")
+
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("command, path, rule", [
+    (["ablate", "--no-train"], "studies/mobile_frontier.yaml", "is a study, not an ablation ladder (archlab search "
+                                                               "reads it)"),
+    (["ablate", "--no-train"], "search_spaces/mobile.yaml", "is a search space, not an ablation ladder"),
+    (["search"], "studies/cnn_history.yaml", "is an ablation ladder, not a study (archlab ablate reads it)"),
+    (["search"], "search_spaces/mobile.yaml", "is a search space, not a study"),
+])
+def test_a_file_of_another_kind_is_named_as_such(tmp_path, capsys, command, path, rule):
+    # was "description is not a known key (valid: base, name, ...)" / "title is not a known key (valid: budget, ...)"
+    assert main([*command, str(REPO / path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"archlab: error: {REPO / path}: {rule}") and err.count("\n") == 1, err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_misspelt_ladder_key_keeps_its_did_you_mean(tmp_path, capsys):
+    # `base` is a space's key too: one key of another kind is not enough to call the file one
+    path = _write(tmp_path / "ladder.yaml", {"name": "t", "base": "resnet50", "stepz": []})
+    _refused(capsys, ["ablate", str(path), "--no-train"], path, "stepz", "is not a known key (did you mean 'steps'?)")
