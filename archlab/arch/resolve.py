@@ -8,7 +8,7 @@ from typing import Any
 
 from archlab.arch.spec import ArchSpec, load_spec
 from archlab.arch.zoo import ZOO, get_spec
-from archlab.core.errors import ArchlabError
+from archlab.core.errors import ArchlabError, SpecError
 
 __all__ = ["resolve_spec"]
 
@@ -34,4 +34,10 @@ def resolve_spec(source: str | Path | Mapping[str, Any] | ArchSpec, *, img_size:
         changes["img_size"] = img_size
     if num_classes is not None:
         changes["num_classes"] = num_classes
-    return replace(spec, **changes) if changes else spec
+    try:
+        return replace(spec, **changes) if changes else spec
+    except SpecError as err:   # e.g. a side too small for this network: say which network (the zoo name, the file)
+        if err.file:
+            raise
+        label = str(source) if isinstance(source, (str, Path)) else spec.name or spec.arch_id
+        raise err.with_context(file=label) from None

@@ -46,6 +46,18 @@ def test_user_errors_exit_2_without_traceback(tmp_path):
     assert "kernel_size must be odd" in run("show", str(bad)).stderr
 
 
+def test_a_side_too_small_names_the_network(tmp_path, capsys):
+    # was "img_size is too small: the stem leaves 0 px, got 8", naming no network
+    spec_file = tmp_path / "lenet.yaml"
+    spec_file.write_text(get_spec("lenet5").to_yaml())
+    for args, where in ((["show", "alexnet", "--img-size", "8"], "alexnet"),
+                        (["latency", "convnext_tiny", "--img-size", "2"], "convnext_tiny"),
+                        (["show", str(spec_file), "--img-size", "2"], str(spec_file))):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"archlab: error: {where}: img_size is too small: ") and err.count("\n") == 1, err
+
+
 # --- hand-off: --version, --json, --weights, train --out ----------------------------------------------------
 
 def test_version(capsys):
