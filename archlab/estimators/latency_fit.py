@@ -275,6 +275,7 @@ def rank_metrics(predicted: Any, reference: Any) -> dict[str, float]:
 # --- CSV import ---------------------------------------------------------------------------------------------------
 
 CSV_TARGET_COLUMNS = ("threads", "batch")   # optional; constant over the table when present
+MAX_CSV_LATENCY_MS = 1e7   # 2.8 hours per inference: a larger figure is a unit error, and breaks the fit
 
 
 def fit_from_csv(space_path: str | Path, csv_path: str | Path, options: FitOptions = FitOptions(), *,
@@ -339,6 +340,10 @@ def _csv_records(name: str, text: str) -> list[tuple[int, dict[str, str]]]:
     reader = csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))  # a spreadsheet's byte-order mark
     out, start = [], 2
     try:
+        header = reader.fieldnames or []
+        twice = sorted({c for c in header if header.count(c) > 1})
+        if twice:   # DictReader keeps the last column of a name: the other would be ignored without a word
+            raise ArchlabError(f"{name}: line 1: column {shorten(repr(twice[0]), 60)} is named twice in the header")
         for row in reader:
             if None in row:  # cells past the header's last column
                 raise ArchlabError(f"{name}: line {start}: has {len(row) - 1 + len(row[None])} cells, but the header "
@@ -375,6 +380,9 @@ def _csv_target(name: str, rows: list[dict[str, str]], device: str | None, optio
         devices = sorted({r["device"] for r in rows})
         if len(devices) != 1 or not devices[0].strip():
             raise ArchlabError(f"{name}: column device must hold one device name, got {shorten(repr(devices))}")
+        if device and device != devices[0]:   # the option would be silently ignored
+            raise ArchlabError(f"{name}: column device says {shorten(repr(devices[0]), 60)}, but --device-name says "
+                               f"{shorten(repr(device), 60)}: give the device once")
         device = devices[0]
     elif not device:
         raise ArchlabError(f"{name}: has no 'device' column: add one, or name the device the table was measured "
@@ -398,6 +406,9 @@ def _csv_latency(text: str, where: str) -> float:
         value = float("nan")
     if not (math.isfinite(value) and value > 0):
         raise ArchlabError(f"{where}: latency_ms must be a positive number of milliseconds, got {shorten(repr(text))}")
+    if value > MAX_CSV_LATENCY_MS:   # 1e308 passed and made the fit's error figures 10^22 %
+        raise ArchlabError(f"{where}: latency_ms must be at most {MAX_CSV_LATENCY_MS:,.0f} ms (a unit error?), got "
+                           f"{shorten(repr(text))}")
     return value
 
 

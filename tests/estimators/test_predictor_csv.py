@@ -121,6 +121,21 @@ def test_rows_of_the_wrong_length_and_missing_columns(tmp_path, capsys):
              "needs at least 4 rows with a latency to fit, got 1")
 
 
+def test_a_repeated_column_an_absurd_latency_and_two_device_names_are_refused(tmp_path, capsys):
+    specs = _specs()
+    good = [[s, 1.0 + i, "phone"] for i, s in enumerate(specs)]
+    # DictReader kept the second latency_ms column: the error was "needs at least 4 rows", or a fit on the wrong one
+    _refused(capsys, _write(tmp_path / "twice.csv", [["spec", "latency_ms", "device", "latency_ms"],
+                                                     *[[*row, 2.0] for row in good]]),
+             ": line 1: column 'latency_ms' is named twice in the header")
+    _refused(capsys, _write(tmp_path / "huge.csv", [["spec", "latency_ms", "device"], *good[:2],
+                                                    [specs[2], "1e308", "phone"], *good[3:]]),
+             ": line 4: latency_ms must be at most 10,000,000 ms (a unit error?), got '1e308'")
+    _refused(capsys, _write(tmp_path / "devices.csv", [["spec", "latency_ms", "device"], *good]),
+             "column device says 'phone', but --device-name says 'tablet': give the device once",
+             extra=("--device-name", "tablet"))
+
+
 def test_parameter_columns_name_the_column_as_the_table_spells_it(tmp_path, capsys):
     drawn = load_space_file(SPACE)[0].sample(4, seed=2)
     names = sorted(drawn[0][0])
