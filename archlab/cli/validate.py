@@ -50,7 +50,7 @@ def _resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
 
 VALIDATORS: Registry[Validator] = Registry("file kind")
 VALIDATORS.register("space")(Validator(
-    markers=("base", "tied", "stem", "all_stages", "stages", "head", "scaling", "landmarks"),
+    markers=("base", "tied", "stem", "all_stages", "stages", "head", "scaling", "landmarks", "generate"),
     loader="archlab.space.search_space:load_space", describe="archlab.space.describe:one_line",
     aliases=("search_space",)))
 VALIDATORS.register("ladder")(Validator(

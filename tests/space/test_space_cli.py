@@ -58,6 +58,8 @@ def test_validate_in_a_subprocess_exits_2_without_a_traceback(tmp_path):
 def test_file_kind_dispatch(monkeypatch, tmp_path):
     assert file_kind({"stages": [], "all_stages": {}}) == "space"
     assert file_kind({"kind": "search_space"}) == "space"
+    # a generated space may hold nothing else; it was "is not a kind of file archlab knows"
+    assert file_kind({"generate": {"rule": "regnt"}}) == "space"
     with pytest.raises(SpecError, match=r"kind must be one of space\b.* \(did you mean 'space'\?\), got 'spaec'"):
         file_kind({"kind": "spaec"})
     with pytest.raises(SpecError, match=r"is not a kind of file archlab knows"):
