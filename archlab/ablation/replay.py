@@ -22,6 +22,7 @@ from archlab.ablation.summary import AblationReport, agreement, summarize_steps
 from archlab.arch.spec import ArchSpec
 from archlab.core.errors import ArchlabError, SpecError
 from archlab.core.files import atomic_write, atomic_write_text
+from archlab.core.yamlio import decode_utf8
 
 __all__ = ["CSV_COLUMNS", "budget_images", "default_out", "read_records", "run_ablation", "write_report"]
 
@@ -33,17 +34,35 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     if not path.exists():
         return []
+    try:
+        data = path.read_bytes()
+    except OSError as err:   # a folder in its place: say which file, not only "Is a directory"
+        raise ArchlabError(f"{path}: cannot be read ({err.strerror})") from None
     records = []
-    for line in path.read_text().splitlines():
+    for number, line in enumerate(decode_utf8(data, file=str(path)).splitlines(), start=1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             continue  # only the line being written when a run died can be torn
         if isinstance(record, dict) and "step" in record and "seed" in record:
+            _check_record(record, str(path), number)
             records.append(record)
     return records
+
+
+def _check_record(record: Mapping[str, Any], file: str, line: int) -> None:
+    """A record the summary can use: archlab writes only these, so another is a hand edit, said before training."""
+    seed, top1 = record["seed"], record.get("top1")
+    if not isinstance(record["step"], str):
+        raise SpecError("step", "must be a row name (a string)", record["step"], file=file, line=line)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2 ** 32:
+        raise SpecError("seed", "must be a whole number in [0, 2^32)", seed, file=file, line=line)
+    # NaN passes: json.dumps writes a diverged run's NaN, and the summary treats it as no figure
+    if top1 is not None and (isinstance(top1, bool) or not isinstance(top1, (int, float))
+                             or (top1 == top1 and not 0.0 <= top1 <= 100.0)):
+        raise SpecError("top1", "must be a percentage in [0, 100] (or null)", top1, file=file, line=line)
 
 
 def _append_record(path: Path, record: Mapping[str, Any]) -> None:

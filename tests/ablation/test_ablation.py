@@ -336,6 +336,30 @@ def test_a_different_ladder_does_not_resume_into_the_same_folder(tiny_run, tmp_p
     assert "different ladder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content, rule", [
+    (b"\xff\xfe not text\n", ":1: is not UTF-8 text: byte 0xff at byte offset 0"),
+    (b'{"step": "resnet50", "seed": 0, "top1": 50.0}\n{"step": "resnet50", "seed": "x", "top1": 50.0}\n',
+     ":2: seed must be a whole number in [0, 2^32), got 'x'"),
+    (b'{"step": "resnet50", "seed": 0, "top1": "high"}\n', ":1: top1 must be a percentage in [0, 100] (or null), "
+                                                           "got 'high'"),
+    (None, ": cannot be read (Is a directory)"),
+])
+def test_a_damaged_results_file_is_named_before_any_work(tmp_path, capsys, content, rule):
+    # a non-UTF-8 file was a UnicodeDecodeError traceback, a folder "out: Is a directory", a hand-edited record
+    # was taken as a result; a torn last line (a killed run) is still skipped (the resume test above)
+    study, out = _write(tmp_path, TINY), tmp_path / "run"
+    assert main(["ablate", str(study), "--no-train", "--out", str(out)]) == 0
+    capsys.readouterr()
+    results = out / "results.jsonl"
+    if content is None:
+        results.mkdir()
+    else:
+        results.write_bytes(content)
+    assert main(["ablate", str(study), "--no-train", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"archlab: error: {results}{rule}") and err.count("\n") == 1, err
+
+
 @pytest.mark.parametrize("change, where, rule", [
     ({"steps": [{"name": "a", "step": "gelux"}]}, "steps[0].step", "did you mean 'gelu'"),
     ({"base": "resnet5O"}, "base", "must be a zoo network"),
