@@ -187,7 +187,8 @@ def _storage(url: str) -> Any:
     try:
         return optuna.storages.RDBStorage(url)
     except Exception as err:  # SQLAlchemy's errors for an unknown dialect or an unreachable database vary
-        raise ArchlabError(f"storage {url!r}: cannot open it as an Optuna RDB storage: {err}") from None
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__  # SQLAlchemy adds lines
+        raise ArchlabError(f"storage {url!r}: cannot open it as an Optuna RDB storage: {first}") from None
 
 
 class _Session:

@@ -4,6 +4,7 @@ kept weights, tables and bookkeeping; every file written atomically so a kill -9
 from __future__ import annotations
 
 import json
+import math
 import platform
 import shutil
 from dataclasses import dataclass
@@ -12,8 +13,9 @@ from typing import Any
 
 import yaml
 
-from archlab.core.errors import ArchlabError
+from archlab.core.errors import ArchlabError, SpecError
 from archlab.core.files import atomic_write, atomic_write_text
+from archlab.core.yamlio import read_text_file
 from archlab.search.study import Study
 from archlab.search.trial import WEIGHTS_FILE
 
@@ -148,8 +150,29 @@ class RunFolder:
         atomic_write_text(self.study_file, yaml.safe_dump(data, sort_keys=False))
 
     def read_state(self) -> dict[str, Any]:
-        """The run's bookkeeping (elapsed time, target trials, settings of each session)."""
-        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+        """The run's bookkeeping (elapsed time, target trials, settings of each session); a damaged file is an
+        ArchlabError naming it, the key and the value (a resume read it with a traceback)."""
+        if not self.state_file.exists():
+            return {}
+        file = str(self.state_file)
+        text = read_text_file(self.state_file)   # the file boundary: a regular UTF-8 file within the size cap
+        try:
+            state = json.loads(text)   # not load_json_text: a predictor's figures may be NaN, which json writes
+        except json.JSONDecodeError as err:
+            raise SpecError("", f"is not valid JSON: {err.msg}", show_value=False, file=file, line=err.lineno) from None
+        except (RecursionError, ValueError):
+            raise SpecError("", "is not valid JSON (nested too deep, or a number too long)", show_value=False,
+                            file=file) from None
+        if not isinstance(state, dict):
+            raise SpecError("", "must hold a JSON object (the run's bookkeeping)", type(state).__name__, file=file)
+        for key, kinds, rule in _STATE_FIELDS:
+            value = state.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)
+                                      or (isinstance(value, float) and not math.isfinite(value))):
+                raise SpecError(key, rule, value, file=file)
+        if float(state.get("elapsed_s") or 0) < 0:
+            raise SpecError("elapsed_s", "must be >= 0 (seconds)", state["elapsed_s"], file=file)
+        return state
 
     def write_state(self, state: dict[str, Any]) -> None:
         """Atomically replace the bookkeeping file."""
@@ -158,6 +181,14 @@ class RunFolder:
     def write_json(self, name: str, data: Any) -> Path:
         """Atomically write `data` as JSON to a file of the run folder."""
         return atomic_write_text(self.path / name, json.dumps(data, indent=2, default=str))
+
+
+# the bookkeeping a resume computes with: (key, types, rule)
+_STATE_FIELDS = (("elapsed_s", (int, float), "must be a finite number of seconds"),
+                 ("storage", str, "must be an Optuna storage URL (a string)"),
+                 ("target_trials", int, "must be a whole number of trials"),
+                 ("timeout", (int, float), "must be a finite number of seconds"),
+                 ("sessions", list, "must be a list of sessions"))
 
 
 def software_versions() -> dict[str, str]:

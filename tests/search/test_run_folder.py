@@ -1,12 +1,18 @@
-"""RunFolder.sync_weights: which trials keep weights, atomic copies from Ray's checkpoint folders, what is deleted."""
+"""RunFolder: which trials keep weights (sync_weights), atomic copies from Ray's checkpoint folders, what is deleted;
+reading the bookkeeping of a run to resume."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
+import pytest
 import torch
 
+from archlab.core.errors import ArchlabError
 from archlab.nn.weights import load_checkpoint, save_weights
 from archlab.search.run_folder import RunFolder
+
+DATA = Path(__file__).resolve().parents[1] / "data"
 
 
 def _checkpoint(run: RunFolder, number: int, arch_id: str, *, claims: int | None = None) -> str:
@@ -69,3 +75,51 @@ def test_unrecorded_checkpoints_go_only_once_ray_has_stopped(tmp_path):
     assert len(list(run.ray_dir.rglob("checkpoint_*"))) == 1
     assert run.sync_weights({1}, {1: (kept, "a1")}, sweep=True) == {1}
     assert not list(run.ray_dir.rglob("checkpoint_*")) and run.weights_file(1).is_file()
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{", "state.json:1: is not valid JSON: Expecting property name enclosed in double quotes"),
+    ("[]", "state.json: must hold a JSON object (the run's bookkeeping), got 'list'"),
+    ('{"elapsed_s": "long"}', "state.json: elapsed_s must be a finite number of seconds, got 'long'"),
+    ('{"elapsed_s": -5}', "state.json: elapsed_s must be >= 0 (seconds), got -5"),
+    ('{"storage": 5}', "state.json: storage must be an Optuna storage URL (a string), got 5"),
+    ('{"target_trials": true}', "state.json: target_trials must be a whole number of trials, got True"),
+])
+def test_a_damaged_state_file_stops_a_resume_with_one_message(tmp_path, capsys, text, message):
+    # a resume read it with json.loads and .get: JSONDecodeError and AttributeError tracebacks
+    from archlab.cli.main import main
+    study = tmp_path / "study.yaml"
+    study.write_text((DATA / "tiny_study.yaml").read_text().replace("space: tiny_space.yaml",
+                                                                    f"space: {DATA / 'tiny_space.yaml'}"))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "study.yaml").write_text(study.read_text())
+    (run / "state.json").write_text(text)
+    with pytest.raises(ArchlabError, match=re.escape(message)):
+        RunFolder(run).read_state()
+    assert main(["search", str(study), "--resume", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"archlab: error: {run}/{message}\n", err
+    assert sorted(p.name for p in run.iterdir()) == ["state.json", "study.yaml"]   # nothing started, nothing lost
+
+
+def test_a_state_file_with_nan_figures_still_reads(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "state.json").write_text('{"elapsed_s": 12.5, "latency": {"cv": {"spearman": NaN}}}')
+    assert RunFolder(run).read_state()["elapsed_s"] == 12.5
+
+
+def test_a_storage_that_is_not_a_database_is_one_line(tmp_path, capsys):
+    # SQLAlchemy's message runs over three lines ([SQL: ...], a link): the first is kept
+    from archlab.cli.main import main
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "study.yaml").write_text((DATA / "tiny_study.yaml").read_text().replace(
+        "space: tiny_space.yaml", f"space: {DATA / 'tiny_space.yaml'}"))
+    (run / "state.json").write_text("{}")
+    (run / "optuna.db").write_text("not a database")
+    assert main(["search", str(run / "study.yaml"), "--resume", "--out", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.endswith("cannot open it as an Optuna RDB storage: (sqlite3.DatabaseError) "
+                                                  "file is not a database\n"), err
