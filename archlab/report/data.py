@@ -280,6 +280,7 @@ def load_ablation_run(run_dir: str | Path) -> AblationRun:
     if not isinstance(steps, list) or not all(isinstance(s, dict) and "step" in s and "index" in s for s in steps):
         raise ArchlabError(f"{run_dir / 'ablation.json'}: steps must be a list of step objects with 'index' and "
                            "'step' (see docs/ablation.md)")
+    _check_ablation(doc, steps, str(run_dir / "ablation.json"))
     records = []
     results = run_dir / "results.jsonl"
     if results.exists():
@@ -295,6 +296,42 @@ def load_ablation_run(run_dir: str | Path) -> AblationRun:
                        steps=tuple(sorted(steps, key=lambda s: int(s["index"]))),
                        ladder_text=read_text_file(ladder) if ladder.exists() else "", records=tuple(records),
                        sweep=_ablation_sweep(run_dir))
+
+
+# the figures of an ablation.json step a report computes with: numbers, or null where not measured
+_STEP_NUMBERS = ("params", "macs", "img_size", "paper_top1", "paper_top1_std", "paper_gflops", "macs_vs_paper",
+                 "proxy_params", "proxy_macs", "latency_ms", "latency_p90_ms", "latency_cv", "top1_mean", "top1_std",
+                 "n_seeds", "delta", "delta_se", "paper_delta", "budget_multiplier", "budget_images")
+
+
+def _check_ablation(doc: Mapping[str, Any], steps: Sequence[Mapping[str, Any]], file: str) -> None:
+    """What the report reads of an ablation.json, checked (a hand edit was a traceback): whole unique indexes, row
+    names, parents that name an earlier row, numbers where numbers belong, mappings for agreement and setting."""
+    for key in ("agreement", "setting"):
+        if doc.get(key) is not None and not isinstance(doc[key], dict):
+            raise SpecError(key, "must be an object (or null)", doc[key], file=file)
+    seen: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        index, name, parent = step["index"], step["step"], step.get("parent")
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise SpecError(f"steps[{i}].index", "must be a whole number >= 0", index, file=file)
+        if index in seen.values():
+            raise SpecError(f"steps[{i}].index", "must name each row once", index, file=file)
+        if not isinstance(name, str):
+            raise SpecError(f"steps[{i}].step", "must be a row name (a string)", name, file=file)
+        seen[name] = index
+        for key in _STEP_NUMBERS:
+            value = step.get(key)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                raise SpecError(f"steps[{i}].{key}", "must be a number (or null)", value, file=file)
+        seeds = step.get("top1_seeds")
+        if seeds is not None and (not isinstance(seeds, list) or any(
+                v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))) for v in seeds)):
+            raise SpecError(f"steps[{i}].top1_seeds", "must be a list of numbers (or null)", seeds, file=file)
+    for i, step in enumerate(steps):   # the ladder's tree: a parent is an earlier row, so there is no cycle
+        parent = step.get("parent")    # (a name no row has is drawn without its link, as before)
+        if parent is not None and not (isinstance(parent, str) and seen.get(parent, -1) < step["index"]):
+            raise SpecError(f"steps[{i}].parent", "must name an earlier row (or be null)", parent, file=file)
 
 
 def _ablation_sweep(run_dir: Path) -> dict[str, Any] | None:

@@ -403,6 +403,33 @@ def test_a_bad_parquet_table_names_the_row_and_a_file_is_not_a_run_folder(runs: 
     assert err.count("\n") == 1 and f"{run / 'trials.csv'}: cannot read the trials table" in err and "line 3" in err
 
 
+ABLATION_CASES = [  # (edit of ablation.json, message): each was a traceback or taken as it was
+    (lambda d: d["steps"][1].update(index="x"), "steps[1].index must be a whole number >= 0, got 'x'"),
+    (lambda d: d["steps"][1].update(index=0), "steps[1].index must name each row once, got 0"),
+    (lambda d: d["steps"][1].update(top1_mean="high"), "steps[1].top1_mean must be a number (or null), got 'high'"),
+    (lambda d: d["steps"][1].update(top1_seeds="x"), "steps[1].top1_seeds must be a list of numbers (or null)"),
+    (lambda d: d["steps"][2].update(parent=d["steps"][2]["step"]), "steps[2].parent must name an earlier row"),
+    (lambda d: (d["steps"][1].update(parent=d["steps"][2]["step"]), d["steps"][2].update(parent=d["steps"][1]["step"])),
+     "steps[1].parent must name an earlier row (or be null)"),
+    (lambda d: d.update(agreement="x"), "agreement must be an object (or null), got 'x'"),
+    (lambda d: d.update(setting=5), "setting must be an object (or null), got 5"),
+]
+
+
+@pytest.mark.parametrize("edit, rule", ABLATION_CASES)
+def test_a_bad_ablation_json_is_named_not_a_traceback(runs: dict[str, Path], tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture, edit, rule) -> None:
+    from archlab.cli.main import main
+    run = tmp_path / "run"
+    shutil.copytree(runs["ablation"], run)
+    doc = json.loads((run / "ablation.json").read_text())
+    edit(doc)
+    (run / "ablation.json").write_text(json.dumps(doc))
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"archlab: error: {run / 'ablation.json'}: {rule}") and err.count("\n") == 1, err
+
+
 def test_static_export_skips_cleanly_without_kaleido(runs: dict[str, Path], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "kaleido", None)       # import kaleido -> ImportError
