@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from archlab.core.errors import ArchlabError, SpecError, shorten
+from archlab.core.errors import ArchlabError, SpecError, did_you_mean, shorten
 from archlab.core.yamlio import read_text_file
 from archlab.search.pareto import as_minimization, default_reference, pareto_mask
 
@@ -146,11 +146,29 @@ def _objectives(study: Mapping[str, Any], summary: Mapping[str, Any]) -> tuple[t
         from archlab.search.study import OBJECTIVES
         names, dirs = [], []
         for item in raw:
-            item = {"name": item} if isinstance(item, str) else dict(item)
-            names.append(str(item["name"]))
-            dirs.append(str(item.get("direction", OBJECTIVES.get(item["name"], "maximize"))))
+            item = {"name": item} if isinstance(item, str) else dict(item) if isinstance(item, dict) else {}
+            name = item.get("name")
+            names.append(name)
+            dirs.append(item.get("direction", OBJECTIVES.get(name, "maximize") if isinstance(name, str) else None))
         return tuple(names), tuple(dirs)
     return DEFAULT_METRICS, DEFAULT_DIRECTIONS
+
+
+def _check_objectives(metrics: Sequence[Any], directions: Sequence[Any], table: pd.DataFrame, run_dir: Path) -> None:
+    """The objectives a report plots: columns of the trials table, each maximised or minimised (from summary.json,
+    else study.yaml; a hand edit was a traceback)."""
+    summary = run_dir / "summary.json"
+    where = str(summary) if summary.exists() else str(run_dir / "study.yaml")
+    if len(metrics) != len(directions) or len(metrics) < 1:
+        raise SpecError("metrics", f"must name as many objectives as directions ({len(directions)})", list(metrics),
+                        file=where)
+    for metric, direction in zip(metrics, directions):
+        if not isinstance(metric, str) or metric not in table.columns:
+            raise SpecError("metrics", "must name columns of the trials table" + did_you_mean(
+                str(metric), [str(c) for c in table.columns if not str(c).startswith("params_")], list_valid=False),
+                metric, file=where)
+        if direction not in ("maximize", "minimize"):
+            raise SpecError("directions", "must each be maximize or minimize", direction, file=where)
 
 
 def load_search_run(run_dir: str | Path) -> SearchRun:
@@ -167,7 +185,14 @@ def load_search_run(run_dir: str | Path) -> SearchRun:
             raise ArchlabError(f"{run_dir}: the trials table has no {col!r} column (see docs/run_folder.md)")
     study = _read_yaml(run_dir / "study.yaml")
     summary = _read_json(run_dir / "summary.json")
+    for key, kinds, rule in (("metrics", list, "must be a list of objective names"),
+                             ("directions", list, "must be a list of maximize or minimize"),
+                             ("wall_s", (int, float), "must be a number of seconds")):
+        value = summary.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)):
+            raise SpecError(key, rule, value, file=str(run_dir / "summary.json"))
     metrics, directions = _objectives(study, summary)
+    _check_objectives(metrics, directions, table, run_dir)
     table = _checked_table(table, table_file(run_dir), metrics)
     archs: dict[int, ArchInfo] = {}
     for number in table["number"].astype(int):

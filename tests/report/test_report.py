@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
 from archlab.core.errors import ArchlabError
 from archlab.report.data import (
@@ -428,6 +429,35 @@ def test_a_bad_ablation_json_is_named_not_a_traceback(runs: dict[str, Path], tmp
     assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"archlab: error: {run / 'ablation.json'}: {rule}") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize("edit, where, rule", [
+    ({"metrics": "top1"}, "summary.json", "metrics must be a list of objective names, got 'top1'"),
+    ({"directions": ["up", "down"]}, "summary.json", "directions must each be maximize or minimize, got 'up'"),
+    ({"metrics": ["top1", "latncy_ms"]}, "summary.json",
+     "metrics must name columns of the trials table (did you mean 'latency_ms'?), got 'latncy_ms'"),
+    ({"metrics": ["top1"]}, "summary.json", "metrics must name as many objectives as directions (2), got ['top1']"),
+    ({"wall_s": "long"}, "summary.json", "wall_s must be a number of seconds, got 'long'"),
+    ({"metrics": None, "objectives": [{"direction": "maximize"}]}, "study.yaml", "metrics must name columns of the "
+                                                                                 "trials table"),
+])
+def test_bad_objectives_of_a_search_run_are_named_not_a_traceback(runs: dict[str, Path], tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture, edit, where,
+                                                                   rule) -> None:
+    from archlab.cli.main import main
+    run = tmp_path / "run"
+    shutil.copytree(runs["nsga2"], run)
+    summary = json.loads((run / "summary.json").read_text())
+    summary.update({k: v for k, v in edit.items() if k != "objectives"})
+    if "objectives" in edit:
+        (run / "summary.json").unlink()
+        study = yaml.safe_load((run / "study.yaml").read_text())
+        (run / "study.yaml").write_text(yaml.safe_dump({**study, "objectives": edit["objectives"]}))
+    else:
+        (run / "summary.json").write_text(json.dumps(summary))
+    assert main(["report", str(run), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"archlab: error: {run / where}: {rule}") and err.count("\n") == 1, err
 
 
 def test_static_export_skips_cleanly_without_kaleido(runs: dict[str, Path], tmp_path: Path,
