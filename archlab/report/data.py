@@ -368,6 +368,9 @@ def _ablation_sweep(run_dir: Path) -> dict[str, Any] | None:
     points = doc.get("points")
     if not isinstance(points, list) or not all(isinstance(p, dict) and "label" in p for p in points):
         raise ArchlabError(f"{path}: points must be a list of budget objects with 'label' (see docs/ablation.md)")
+    for key in ("trends", "toward", "not_toward", "unresolved", "contradicts"):   # row names the report lists
+        if doc.get(key) is not None and not isinstance(doc[key], list):
+            raise SpecError(key, "must be a list (or null)", doc[key], file=str(path))
     return doc if any(f"budget-{p['label']}" == run_dir.name for p in points) else None
 
 

@@ -460,6 +460,17 @@ def test_bad_objectives_of_a_search_run_are_named_not_a_traceback(runs: dict[str
     assert err.startswith(f"archlab: error: {run / where}: {rule}") and err.count("\n") == 1, err
 
 
+def test_a_budget_sweep_whose_lists_are_not_lists_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from archlab.cli.main import main
+    sweep = tmp_path / "sweep"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "runs" / "convnext_budget_sweep", sweep)
+    doc = json.loads((sweep / "sweep.json").read_text())
+    (sweep / "sweep.json").write_text(json.dumps({**doc, "toward": 5}))   # was a TypeError traceback
+    assert main(["report", str(sweep / "budget-1"), "--out", str(tmp_path / "r.html")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"archlab: error: {sweep / 'sweep.json'}: toward must be a list (or null), got 5\n", err
+
+
 def test_static_export_skips_cleanly_without_kaleido(runs: dict[str, Path], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "kaleido", None)       # import kaleido -> ImportError
