@@ -463,7 +463,7 @@ def test_bad_objectives_of_a_search_run_are_named_not_a_traceback(runs: dict[str
 def test_a_budget_sweep_whose_lists_are_not_lists_is_named(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from archlab.cli.main import main
     sweep = tmp_path / "sweep"
-    shutil.copytree(Path(__file__).resolve().parents[2] / "runs" / "convnext_budget_sweep", sweep)
+    shutil.copytree(Path(__file__).resolve().parents[2] / "docs" / "ablation_replay" / "convnext_budget_sweep", sweep)
     doc = json.loads((sweep / "sweep.json").read_text())
     (sweep / "sweep.json").write_text(json.dumps({**doc, "toward": 5}))   # was a TypeError traceback
     assert main(["report", str(sweep / "budget-1"), "--out", str(tmp_path / "r.html")]) == 2
