@@ -47,6 +47,8 @@ def max_file_bytes() -> int:
 def read_text_file(path: str | Path) -> str:
     """The text of a regular UTF-8 file no larger than the size cap; anything else is a SpecError naming it."""
     name = str(path)
+    if not name.strip():   # os.open('') says only "No such file or directory", and the message had no name
+        raise SpecError("path", "must name a file", name)
     cap = max_file_bytes()
     try:
         # O_NONBLOCK: opening a FIFO must not wait for a writer; the fstat below then refuses it

@@ -28,6 +28,10 @@ def _refused(call, *args, seconds: float = 2.0, **kwargs) -> SpecError:
     return err.value
 
 
+def test_an_empty_path_is_named_as_such():
+    assert str(_refused(read_text_file, "")) == "path must name a file, got ''"
+
+
 def test_special_files_are_refused_before_reading(tmp_path):
     err = _refused(read_text_file, "/dev/zero")
     assert str(err) == "/dev/zero: is not a regular file (a device, FIFO or socket); refusing to read it"
