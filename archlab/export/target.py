@@ -6,7 +6,7 @@ from pathlib import Path
 
 from archlab.arch.resolve import resolve_spec
 from archlab.arch.spec import ArchSpec
-from archlab.core.errors import ArchlabError
+from archlab.core.errors import ArchlabError, shorten
 
 __all__ = ["resolve_target"]
 
@@ -30,4 +30,7 @@ def resolve_target(text: str, *, img_size: int | None = None) -> tuple[ArchSpec,
         return spec, weights if weights.is_file() else None
     if sep and number.isdigit() and not Path(text).exists():
         raise ArchlabError(f"{text}: {run} is not a run folder (expected RUN_DIR:NUMBER, a zoo name or a spec file)")
+    if sep and run and Path(run).is_dir() and not Path(text).exists():   # else: the whole zoo as "did you mean"
+        raise ArchlabError(f"{text}: the trial after the colon must be a whole number (RUN_DIR:NUMBER), "
+                           f"got {shorten(repr(number), 60)}")
     return resolve_spec(text, img_size=img_size), None

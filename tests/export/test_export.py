@@ -160,6 +160,9 @@ def test_bad_input_exit_2_nothing_written(tmp_path, capsys):
         export_model(tiny_spec(), "tflite", out)
     assert "--batch" in user_error(capsys, "export", "resnet18", "--format", "onnx", "--batch", "0", "--out", str(out))
     assert "no trial 9" in user_error(capsys, "export", f"{tmp_path}:9", "--format", "onnx", "--out", str(out))
+    err = user_error(capsys, "export", f"{tmp_path}:last", "--format", "onnx", "--out", str(out))
+    assert f"{tmp_path}:last: the trial after the colon must be a whole number (RUN_DIR:NUMBER), got 'last'" in err
+    assert "valid:" not in err   # was "unknown zoo network" and every zoo name
     wrong = tmp_path / "mnv2.safetensors"
     save_weights(build_model(get_spec("mobilenet_v2", img_size=32)), wrong)
     err = user_error(capsys, "export", "resnet18", "--format", "onnx", "--weights", str(wrong), "--out", str(out))
