@@ -446,6 +446,8 @@ def _csv_spec_cell(text: str, where: str, changes: dict[str, Any]) -> ArchSpec:
             return replace(spec, **changes) if changes else spec
         if not text:
             raise ArchlabError("is empty")
+        if text.startswith(("[", '"')):   # JSON, but no object: not a zoo name either (no list of the whole zoo)
+            raise ArchlabError("a JSON cell must be an object, {...}")
         return get_spec(text, **changes)
     except ArchlabError as err:
         raise ArchlabError(f"{where}: column 'spec' must hold an ArchSpec as JSON or a zoo network name "

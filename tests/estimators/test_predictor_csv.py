@@ -96,6 +96,9 @@ def test_bad_cells_name_the_file_line_column_and_value(tmp_path, capsys):
              ": line 4: column 'spec'", "stem must be a mapping", """got '{"stem": 1}'""")
     _refused(capsys, _write(tmp_path / "empty_spec.csv", [header, ["", 3.0, "phone"]]),
              ": line 2: column 'spec'", "is empty")
+    err = _refused(capsys, _write(tmp_path / "list_spec.csv", [header, ["[1, 2]", 3.0, "phone"]]),
+                   ": line 2: column 'spec'", "(a JSON cell must be an object, {...}), got '[1, 2]'")
+    assert "resnet18" not in err   # was "unknown zoo network '[1, 2]' (valid: alexnet, ...)", the whole zoo
 
 
 def test_rows_of_the_wrong_length_and_missing_columns(tmp_path, capsys):
