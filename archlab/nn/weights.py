@@ -464,7 +464,9 @@ def load_weights(spec: ArchSpec, path: str | Path, *, trust_pickle: bool = False
     from archlab.nn.build import build_model
     raw = load_checkpoint(path, trust_pickle=trust_pickle)
     with torch.device("meta"):
-        mine = entries_of(build_model(spec))
+        model = build_model(spec)
+    mine = entries_of(model)
+    floating = {k for k, v in model.state_dict().items() if v.is_floating_point()}
     layouts = ["archlab"]
     if spec.name in ZOO:
         layouts += [s for s in SOURCES if counterpart_name(spec.name, s)]
@@ -476,6 +478,11 @@ def load_weights(spec: ArchSpec, path: str | Path, *, trust_pickle: bool = False
         except WeightsMismatch as err:
             errors.append(err)
             continue
+        # load_state_dict would cast an int8 (quantised) tensor to float silently: every output is then garbage
+        whole = [k for k, _ in mine if k in floating and not state[k].is_floating_point()]
+        if whole:
+            raise ArchlabError(f"{path}: tensor {whole[0]} is {str(state[whole[0]].dtype).removeprefix('torch.')}, "
+                               "not floating point (a quantised checkpoint?); archlab loads float weights")
         return LoadedWeights(state, layout, str(path), int(state[mine[-1][0]].shape[0]))
     best = min(errors, key=lambda e: e.problems)
     raise WeightsMismatch(f"{path}: {best}", problems=best.problems)

@@ -232,6 +232,21 @@ def test_corrupt_files(tmp_path, damage):
         W.load_checkpoint(path)
 
 
+def test_quantised_and_non_finite_weights_are_refused(tmp_path):
+    spec = get_spec("lenet5")
+    state = build_model(spec).state_dict()
+    path = tmp_path / "w.safetensors"
+    save_file({k: v.to(torch.int8) for k, v in state.items()}, str(path))
+    with pytest.raises(ArchlabError, match=r"w.safetensors: tensor stages.0.blocks.0.conv.0.weight is int8, not "
+                                           r"floating point \(a quantised checkpoint\?\)"):
+        W.load_weights(spec, path)   # load_state_dict cast it silently: outputs of all zeros, exported as fine
+    save_file({k: v.double() for k, v in state.items()}, str(path))
+    assert W.load_weights(spec, path).source == "archlab"   # float64 is a float: cast on load, as before
+    save_file({**state, "fc.bias": torch.full_like(state["fc.bias"], float("inf"))}, str(path))
+    with pytest.raises(ArchlabError, match="tensor fc.bias holds NaN or infinite values"):
+        W.load_weights(spec, path)
+
+
 def test_no_counterpart():
     with pytest.raises(ArchlabError, match="no torchvision counterpart"):
         W.from_torchvision("lenet5", {})
