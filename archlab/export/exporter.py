@@ -143,6 +143,26 @@ assert tuple(FORMATS) == FORMAT_NAMES  # the CLI offers FORMAT_NAMES without imp
 
 # --- the export --------------------------------------------------------------------------------------------
 
+def _reference(spec: ArchSpec, weights: LoadedWeights | None, shape: tuple[int, ...],
+               seed: int) -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    """The eval-mode module, a seeded check input of `shape` and the module's output on it (what an export must
+    reproduce); a network that does not fit in memory at that input is one message."""
+    try:
+        torch.manual_seed(seed)
+        model = build_model(spec).eval()
+        if weights is not None:
+            weights.load_into(model)
+        x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+        with torch.no_grad():
+            return model, x, model(x)
+    except (RuntimeError, MemoryError) as err:   # torch's allocator says so in a RuntimeError
+        why = memory_shortfall(err)
+        if why is None:
+            raise
+        raise ArchlabError(f"{spec.name or spec.arch_id} on a {'x'.join(map(str, shape))} input does not fit in "
+                           f"memory here (out of memory: {why}); use a smaller --img-size or --batch") from None
+
+
 def export_model(spec: ArchSpec, fmt: str, out_dir: str | Path, *, weights: LoadedWeights | None = None,
                  batch: int | None = None, seed: int = 0) -> ExportResult:
     """Export the network of `spec` (with `weights`, else its seeded initialisation) as `fmt` into `out_dir`.
@@ -156,21 +176,7 @@ def export_model(spec: ArchSpec, fmt: str, out_dir: str | Path, *, weights: Load
     out = _prepare_out_dir(out_dir)
     form = FORMATS[fmt]
     check_batch = batch or 2  # a dynamic export is checked at a batch other than 1, so the dimension is exercised
-    shape = (check_batch, spec.in_chans, spec.img_size, spec.img_size)
-    try:
-        torch.manual_seed(seed)
-        model = build_model(spec).eval()
-        if weights is not None:
-            weights.load_into(model)
-        x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
-        with torch.no_grad():
-            expected = model(x)
-    except (RuntimeError, MemoryError) as err:   # torch's allocator says so in a RuntimeError
-        why = memory_shortfall(err)
-        if why is None:
-            raise
-        raise ArchlabError(f"{spec.name or spec.arch_id} on a {'x'.join(map(str, shape))} input does not fit in "
-                           f"memory here (out of memory: {why}); use a smaller --img-size or --batch") from None
+    model, x, expected = _reference(spec, weights, (check_batch, spec.in_chans, spec.img_size, spec.img_size), seed)
     stage = Path(out) / f".export-{os.getpid()}"
     stage.mkdir()
     start = time.perf_counter()
