@@ -63,7 +63,9 @@ def did_you_mean(word: str, choices: Iterable[str], *, list_valid: bool = True) 
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     if close:
         return f" (did you mean {close[0]!r}?)"
-    return f" (valid: {', '.join(choices)})" if list_valid else ""
+    if not list_valid:
+        return ""
+    return f" (valid: {', '.join(choices)})" if choices else " (there is none to choose from)"
 
 
 def memory_shortfall(err: BaseException) -> str | None:
