@@ -121,8 +121,6 @@ class _FileImages(_Images):
     def take(self, index: torch.Tensor, img_size: int, in_chans: int) -> torch.Tensor:
         from PIL import Image
         from torchvision.transforms.v2 import functional as F
-        where = f"imagefolder {Path(self.samples[0][0]).parent.parent}" if self.samples else "imagefolder"
-        _check_memory(len(index), img_size, in_chans, where)
         out = torch.empty(len(index), in_chans, img_size, img_size, dtype=torch.uint8)
         for i, j in enumerate(index.tolist()):
             path = self.samples[j][0]
@@ -405,7 +403,8 @@ def load_data(name: str, *, img_size: int, in_chans: int, root: str | None = Non
             raise ArchlabError(f"{name}: the training split is empty")
         # the three splits are held as uint8 in memory: a side too large is refused here, before resizing
         # asks torch for terabytes (an allocation error with a traceback)
-        _check_memory(len(train_idx) + len(val_idx) + len(test_idx), img_size, in_chans, name)
+        _check_memory(len(train_idx) + len(val_idx) + len(test_idx), img_size, in_chans,
+                      f"{name} {root}" if root else name)
 
         def split(src: _Images, idx: torch.Tensor) -> Split:
             return Split(src.take(idx, img_size, in_chans), src.labels[idx].clone())

@@ -179,7 +179,8 @@ def test_imagefolder_flat_tree_carves_test_and_caps_memory(tmp_path, monkeypatch
     d = load_data("imagefolder", img_size=6, in_chans=1, root=str(tmp_path / "flat"))
     assert len(d.test) == 2 and len(d.train) + len(d.val) == 8 and d.train.images.shape[1] == 1
     monkeypatch.setenv("ARCHLAB_DATA_MAX_BYTES", "100")
-    with pytest.raises(ArchlabError, match="above the .* cap"):
+    with pytest.raises(ArchlabError, match=f"^imagefolder {tmp_path / 'flat'}: 10 images at 3x64x64 need .* "
+                                           "above the .* cap"):
         load_data("imagefolder", img_size=64, in_chans=3, root=str(tmp_path / "flat"))
     with pytest.raises(ArchlabError, match="needs a root"):
         load_data("imagefolder", img_size=8, in_chans=3)
