@@ -41,10 +41,8 @@ SPACE = "search_spaces/mobile.yaml"
     (["ablate", "studies/convnext_ablation.yaml", "--seeds", "0"], "argument --seeds:"),
     (["ablate", "studies/convnext_ablation.yaml", "--out", STUDY], "argument --out: names an existing file"),
     (["report", "runs", "--out", "studies"], "argument --out: names an existing folder, not a file"),
-    (["report", "runs", "--out", "/dev/null"], "argument --out: names a device, FIFO or socket, not a file"),
     (["report", "runs", "--out", "README.md/r.html"], "argument --out: cannot be created: "),
     (["predictor", "fit", SPACE, "-n", "4", "--out", "README.md/sub/p.json"], "README.md' is a file, not a folder"),
-    (["predictor", "fit", SPACE, "-n", "4", "--out", "/dev/full"], "names a device, FIFO or socket"),
     (["search", STUDY, "--out", "README.md/run"], "argument --out: cannot be created: "),
     (["ablate", "studies/convnext_ablation.yaml", "--out", "pyproject.toml/x/y"], "is a file, not a folder"),
 ])
@@ -73,3 +71,16 @@ def test_output_paths_below_missing_folders_are_accepted_and_unwritable_places_r
         pytest.skip("running as a user that can write in a read-only folder")
     with pytest.raises(Exception, match="no permission to write in"):
         options.new_file(str(locked / "p.json"))
+
+
+@pytest.mark.parametrize("command", [["report", "runs"], ["predictor", "fit", SPACE, "-n", "4"]])
+def test_an_output_that_is_a_fifo_is_refused_before_any_work(command, tmp_path, capsys):
+    """A device, FIFO or socket as --out (a FIFO here: a regression must not replace a real device)."""
+    import os
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(SystemExit) as exc:
+        main([*command, "--out", str(fifo)])
+    assert exc.value.code == 2
+    assert "argument --out: names a device, FIFO or socket, not a file" in capsys.readouterr().err
+    assert os.path.exists(fifo) and not os.path.isfile(fifo)
